@@ -1,0 +1,51 @@
+"""``perron``: run, migrate and manage a Perron deployment from the command line.
+
+Every command that changes something runs in one transaction, records the person running
+it (``cli:<user>@<host>``) in the audit log, and says what it did. A refused input changes
+nothing and exits with status 1; a configuration problem exits with status 2.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from perron import __version__
+from perron.cli import db, domains, intercommunales, serve, tenants
+from perron.cli.common import err
+from perron.config import ConfigurationError, Settings, load_settings
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="perron")
+@click.pass_context
+def main(ctx: click.Context) -> None:
+    """Perron: one deployment serving many communes."""
+    try:
+        settings = load_settings()
+    except ConfigurationError as error:
+        err.print(str(error), markup=False)
+        sys.exit(2)
+    ctx.ensure_object(dict)["settings"] = settings
+    _quiet_logging(settings)
+
+
+def _quiet_logging(settings: Settings) -> None:
+    """Commands print their own report; only warnings from the libraries reach stderr."""
+    from perron.logging import configure_logging
+
+    configure_logging(settings, stream=sys.stderr)
+    logging.getLogger().setLevel(max(logging.WARNING, logging.getLevelName(settings.log_level)))
+
+
+main.add_command(serve.serve)
+main.add_command(serve.dev)
+main.add_command(serve.worker)
+main.add_command(db.db)
+main.add_command(tenants.tenants)
+main.add_command(domains.domains)
+main.add_command(intercommunales.intercommunales)
+
+__all__ = ["main"]

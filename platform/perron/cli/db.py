@@ -1,0 +1,95 @@
+"""``perron db``: schema migrations and the isolation self-check."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import click
+from sqlalchemy import create_engine
+
+from perron.cli.common import fail, out, settings_from
+from perron.db import migrate
+
+
+@click.group()
+def db() -> None:
+    """Database schema: upgrade, inspect, check."""
+
+
+@db.command()
+@click.option("--revision", default="heads", show_default=True, help="Target revision.")
+@click.pass_context
+def upgrade(ctx: click.Context, revision: str) -> None:
+    """Bring the schema up to date (the platform's and every module's migrations)."""
+    settings = settings_from(ctx)
+    target = settings.database_owner.render_as_string(hide_password=True)
+    out.print(f"Upgrading {target} to {revision} …")
+    try:
+        applied = migrate.upgrade(settings, revision, on_step=lambda step: out.print(f"  applied {step}"))
+    except Exception as error:
+        fail(f"the upgrade stopped: {error}")
+    if applied:
+        out.print(f"Done: {len(applied)} migration(s) applied.")
+    else:
+        out.print("Already up to date: nothing to apply.")
+
+
+@db.command()
+@click.pass_context
+def current(ctx: click.Context) -> None:
+    """Show the schema's revisions and whether migrations are pending."""
+    settings = settings_from(ctx)
+    heads = migrate.current_heads(settings)
+    expected = migrate.script_heads(settings)
+    out.print(f"database: {', '.join(sorted(heads)) or 'empty'}")
+    out.print(f"code:     {', '.join(sorted(expected))}")
+    out.print("up to date" if heads == expected else "migrations pending: run `perron db upgrade`")
+
+
+@db.command()
+@click.pass_context
+def check(ctx: click.Context) -> None:
+    """Check that the schema matches the models and that isolation holds for the app's role."""
+    from perron.db.engine import Database
+    from perron.models import metadata
+
+    settings = settings_from(ctx)
+    engine = create_engine(migrate.sync_url(settings.database_owner))
+    with engine.connect() as connection:
+        differences = migrate.drift(connection, metadata)
+    engine.dispose()
+    problems = [f"schema differs from the models: {difference}" for difference in differences]
+
+    async def isolation() -> None:
+        database = Database(settings.database, pooled=False)
+        try:
+            await database.verify_isolation()
+        finally:
+            await database.dispose()
+
+    try:
+        asyncio.run(isolation())
+    except Exception as error:
+        problems.append(str(error))
+    if problems:
+        fail("\n".join(problems))
+    out.print(
+        "Schema matches the models; row-level security holds for the application's role."
+        if settings.is_postgres
+        else "Schema matches the models (SQLite: isolation by the ORM and services)."
+    )
+
+
+@db.command()
+@click.option("-m", "--message", required=True, help="What the migration does.")
+@click.option(
+    "--branch", default=migrate.PLATFORM_BRANCH, show_default=True, help="Branch (platform or a module)."
+)
+@click.option("--version-path", type=click.Path(path_type=Path), help="Folder of the branch's migrations.")
+@click.pass_context
+def revision(ctx: click.Context, message: str, branch: str, version_path: Path | None) -> None:
+    """Write a new migration from the difference between models and schema (developers)."""
+    scripts = migrate.revision(settings_from(ctx), message, branch=branch, version_path=version_path)
+    for script in scripts:
+        out.print(f"wrote {script.path}")

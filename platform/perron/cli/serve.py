@@ -1,0 +1,122 @@
+"""``perron serve``, ``perron dev`` and ``perron worker``: the long-running processes."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import click
+import uvicorn
+from sqlalchemy import select
+
+from perron.cli.common import fail, out, run_async, settings_from
+from perron.cli.tenants import apply_folder, print_reports
+from perron.config import Settings
+from perron.db import migrate
+from perron.runtime import Runtime, command_runtime
+from perron.tenancy.hosts import display_host
+from perron.tenancy.models import Commune, CommuneStatus, Domain
+
+
+def _serve(settings: Settings, host: str, port: int, workers: int, reload: bool) -> None:
+    uvicorn.run(
+        "perron.web.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=None if reload else workers,
+        reload=reload,
+        reload_dirs=["platform", "modules", "themes"] if reload else None,
+        proxy_headers=True,
+        forwarded_allow_ips=",".join(settings.trusted_proxies),
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        timeout_graceful_shutdown=20,
+    )
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="Server processes.")
+@click.option("--reload", is_flag=True, help="Restart when the code changes (development).")
+@click.pass_context
+def serve(ctx: click.Context, host: str, port: int, workers: int, reload: bool) -> None:
+    """Serve every commune's site and the console (the database must be up to date)."""
+    settings = settings_from(ctx)
+    if settings.jobs_in_process and workers > 1:
+        out.print("Note: without PERRON_REDIS_URL each server process also runs jobs in its own threads.")
+    _serve(settings, host, port, workers, reload)
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--reload", is_flag=True, help="Restart when the code changes.")
+@click.pass_context
+def dev(ctx: click.Context, host: str, port: int, reload: bool) -> None:
+    """Run everything on this machine: upgrade, load the demo communes, serve."""
+    settings = settings_from(ctx)
+    where = (
+        f"SQLite file {settings.database.database}"
+        if not settings.is_postgres
+        else settings.database.render_as_string(hide_password=True)
+    )
+    jobs = "jobs in process" if settings.jobs_in_process else "jobs on Redis (start `perron worker` too)"
+    out.print(f"[bold]Perron[/] — database: {where}; {jobs}")
+    try:
+        applied = migrate.upgrade(settings, on_step=lambda step: out.print(f"  schema: applied {step}"))
+    except Exception as error:
+        fail(f"the database could not be upgraded: {error}")
+    if not applied:
+        out.print("  schema: up to date")
+    reports = asyncio.run(apply_folder(settings, settings.tenants_dir, create_only=True))
+    print_reports(reports)
+    sites = asyncio.run(_open_sites(settings))
+    shown_port = settings.public_port or port
+    suffix = "" if shown_port in (80, 443) else f":{shown_port}"
+    out.print("\nThe communes answer at:")
+    for name, primary in sites:
+        out.print(f"  {name:<24} http://{display_host(primary)}{suffix}/")
+    out.print(f"  {'Platform console':<24} http://{settings.console_host}{suffix}/")
+    out.print("Stop with Ctrl+C.\n")
+    _serve(settings, host, port, 1, reload)
+
+
+async def _open_sites(settings: Settings) -> list[tuple[str, str]]:
+    async with command_runtime(settings) as runtime, runtime.database.session() as session:
+        rows = await session.execute(
+            select(Commune, Domain.host)
+            .join(Domain, (Domain.commune_id == Commune.id) & Domain.is_primary.is_(True))
+            .where(Commune.status == CommuneStatus.ACTIVE)
+            .order_by(Commune.slug)
+        )
+        return [(commune.name(), host) for commune, host in rows.tuples()]
+
+
+@click.command()
+@click.option("--threads", type=click.IntRange(1, 64), help="Job threads (default PERRON_WORKER_THREADS).")
+@click.pass_context
+@run_async
+async def worker(ctx: click.Context, threads: int | None) -> None:
+    """Run background jobs from the Redis broker until stopped."""
+    settings = settings_from(ctx)
+    if settings.jobs_in_process:
+        fail(
+            "jobs run inside `perron serve` in the embedded mode; "
+            "set PERRON_REDIS_URL to run separate workers",
+            code=2,
+        )
+    if threads:
+        settings = settings.model_copy(update={"worker_threads": threads})
+    runtime = Runtime(settings, run_worker=True)
+    await runtime.start(serve=False)
+    out.print(f"Worker running with {settings.worker_threads} thread(s); stop with Ctrl+C.")
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stopping.set)
+    await stopping.wait()
+    out.print("Stopping: finishing the jobs in progress …")
+    await runtime.stop()

@@ -1,0 +1,340 @@
+"""``perron tenants``: create, inspect, suspend, resume, archive and apply communes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.progress import Progress
+from rich.table import Table
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from perron.audit import AuditEntry, acting_as, command_line_actor
+from perron.cli.common import fail, out, parse_pairs, run_async, settings_from
+from perron.config import Settings
+from perron.db.scope import platform_scope, tenant_scope
+from perron.runtime import command_runtime
+from perron.tenancy import actions
+from perron.tenancy.definitions import DefinitionError, Outcome, Report, apply_definitions, load_definitions
+from perron.tenancy.hosts import display_host
+from perron.tenancy.models import Commune, CommuneStatus, Intercommunale
+from perron.tenancy.settings import CoreSettings, resolve
+from perron.tenancy.site import load_site
+
+
+@asynccontextmanager
+async def platform_transaction(settings: Settings, reason: str) -> AsyncIterator[AsyncSession]:
+    """One transaction in the platform scope, attributed to the person at the terminal."""
+    async with command_runtime(settings) as runtime:
+        with acting_as(command_line_actor()), platform_scope(reason):
+            async with runtime.database.transaction() as session:
+                yield session
+
+
+@click.group()
+def tenants() -> None:
+    """Communes hosted by this deployment."""
+
+
+@tenants.command("list")
+@click.option(
+    "--status", type=click.Choice([status.value for status in CommuneStatus]), help="Only this status."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@click.pass_context
+@run_async
+async def list_(ctx: click.Context, status: str | None, as_json: bool) -> None:
+    """List communes with their status and primary domain."""
+    settings = settings_from(ctx)
+    async with command_runtime(settings) as runtime, runtime.database.session() as session:
+        query = select(Commune).order_by(Commune.slug)
+        if status:
+            query = query.where(Commune.status == CommuneStatus(status))
+        communes = list(await session.scalars(query))
+        primaries = {}
+        for commune in communes:
+            domains = await actions.commune_domains(session, commune.id)
+            primaries[commune.slug] = next((d.host for d in domains if d.is_primary), "")
+    if as_json:
+        out.print_json(
+            json.dumps(
+                [
+                    {
+                        "slug": c.slug,
+                        "nis_code": c.nis_code,
+                        "name": c.name(),
+                        "status": c.status.value,
+                        "languages": c.languages,
+                        "primary_domain": primaries[c.slug],
+                    }
+                    for c in communes
+                ]
+            )
+        )
+        return
+    if not communes:
+        out.print("No commune yet. Create one with `perron tenants create` or `perron tenants apply`.")
+        return
+    table = Table("slug", "NIS", "name", "status", "languages", "primary domain")
+    for commune in communes:
+        table.add_row(
+            commune.slug,
+            commune.nis_code,
+            commune.name(),
+            commune.status.value,
+            ", ".join(commune.languages),
+            display_host(primaries[commune.slug]),
+        )
+    out.print(table)
+    out.print(f"{len(communes)} commune(s)")
+
+
+@tenants.command()
+@click.argument("slug")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@click.option("--audit", "audit_count", default=10, show_default=True, help="How many recent audit entries.")
+@click.pass_context
+@run_async
+async def show(ctx: click.Context, slug: str, as_json: bool, audit_count: int) -> None:
+    """Show everything about one commune: identity, domains, branding, modules, recent changes."""
+    settings = settings_from(ctx)
+    async with command_runtime(settings) as runtime:
+        async with runtime.database.session() as session:
+            commune = await session.scalar(select(Commune).where(Commune.slug == slug))
+            if commune is None:
+                fail(f"no commune has the slug {slug!r}")
+            assert commune is not None
+            domains = await actions.commune_domains(session, commune.id)
+            body = (
+                await session.get(Intercommunale, commune.intercommunale_id)
+                if commune.intercommunale_id
+                else None
+            )
+        with tenant_scope(commune.id):
+            async with runtime.database.session() as session:
+                site = await load_site(session, commune.id)
+                contact = await resolve(session, commune.id, "core", CoreSettings)
+                entries = list(
+                    await session.scalars(
+                        select(AuditEntry).order_by(AuditEntry.occurred_at.desc()).limit(audit_count)
+                    )
+                )
+    assert site is not None
+    branding: dict[str, Any] = {
+        **site.branding.palette,
+        "font": site.branding.font.value,
+        "tagline": dict(site.branding.tagline),
+    }
+    modules = sorted(site.enabled_modules)
+    contact_values = contact.model_dump(exclude_none=True)
+    data: dict[str, Any] = {
+        "slug": commune.slug,
+        "nis_code": commune.nis_code,
+        "names": commune.names,
+        "languages": commune.languages,
+        "status": commune.status.value,
+        "notice": commune.status_notice,
+        "intercommunale": body.slug if body else None,
+        "domains": [{"host": d.host, "primary": d.is_primary} for d in domains],
+        "branding": branding,
+        "modules": modules,
+        "contact": contact_values,
+        "audit": [
+            {
+                "at": e.occurred_at.isoformat(),
+                "who": e.actor_label,
+                "action": e.action,
+                "object": e.object_id,
+                "changes": e.changes,
+            }
+            for e in entries
+        ],
+    }
+    if as_json:
+        out.print_json(json.dumps(data, default=str))
+        return
+    out.print(f"[bold]{commune.name()}[/] ({commune.slug}, NIS {commune.nis_code}) — {commune.status.value}")
+    out.print(f"names: {', '.join(f'{k}: {v}' for k, v in commune.names.items())}")
+    out.print(f"languages: {', '.join(commune.languages)}; intercommunale: {data['intercommunale'] or '—'}")
+    for domain in domains:
+        out.print(f"domain: {display_host(domain.host)}{' (primary)' if domain.is_primary else ' → primary'}")
+    out.print("branding: " + ", ".join(f"{k}={v}" for k, v in branding.items() if k != "tagline"))
+    out.print(f"modules: {', '.join(modules) or 'none enabled'}")
+    if contact_values:
+        out.print("contact: " + "; ".join(f"{k}: {v}" for k, v in contact_values.items()))
+    if entries:
+        table = Table("when (UTC)", "who", "action", "object", title="recent changes")
+        for entry in entries:
+            table.add_row(
+                entry.occurred_at.strftime("%Y-%m-%d %H:%M:%S"),
+                entry.actor_label,
+                entry.action,
+                entry.object_id or "",
+            )
+        out.print(table)
+
+
+@tenants.command()
+@click.argument("slug")
+@click.option("--nis", "nis_code", required=True, help="Statbel's five-digit code, such as 64034.")
+@click.option("--name", "names", multiple=True, required=True, metavar="LANG=NAME", help="Name per language.")
+@click.option(
+    "--language", "languages", multiple=True, required=True, help="Offered language; first is default."
+)
+@click.option("--domain", "domains", multiple=True, required=True, help="Domain; the first is primary.")
+@click.option("--intercommunale", help="Slug of the intercommunale the commune belongs to.")
+@click.option("--active", is_flag=True, help="Open the site at once instead of starting as provisioning.")
+@click.pass_context
+@run_async
+async def create(
+    ctx: click.Context,
+    slug: str,
+    nis_code: str,
+    names: tuple[str, ...],
+    languages: tuple[str, ...],
+    domains: tuple[str, ...],
+    intercommunale: str | None,
+    active: bool,
+) -> None:
+    """Create a commune."""
+    settings = settings_from(ctx)
+    async with platform_transaction(settings, f"perron tenants create {slug}") as session:
+        commune = await actions.create_commune(
+            session,
+            slug=slug,
+            nis_code=nis_code,
+            names=parse_pairs(names, "--name"),
+            languages=list(languages),
+            domains=list(domains),
+            console_host=settings.console_host,
+            intercommunale=intercommunale,
+            status=CommuneStatus.ACTIVE if active else CommuneStatus.PROVISIONING,
+        )
+    out.print(
+        f"Created commune {commune.slug} ({commune.status.value}), answering at {display_host(domains[0])}."
+    )
+
+
+async def _change_status(
+    settings: Settings, slug: str, status: CommuneStatus, notice: dict[str, str] | None = None
+) -> bool:
+    async with platform_transaction(settings, f"perron tenants {status.value} {slug}") as session:
+        commune = await actions.get_commune(session, slug)
+        return await actions.set_status(session, commune, status, notice=notice)
+
+
+@tenants.command()
+@click.argument("slug")
+@click.option("--notice", "notices", multiple=True, metavar="LANG=TEXT", help="What the site tells visitors.")
+@click.pass_context
+@run_async
+async def suspend(ctx: click.Context, slug: str, notices: tuple[str, ...]) -> None:
+    """Suspend a commune's site: it shows a notice in its branding; all data is kept."""
+    notice = parse_pairs(notices, "--notice") if notices else None
+    changed = await _change_status(settings_from(ctx), slug, CommuneStatus.SUSPENDED, notice)
+    out.print(
+        f"Suspended {slug}: its site now shows the suspension notice."
+        if changed
+        else f"{slug} was already suspended: nothing changed."
+    )
+
+
+@tenants.command()
+@click.argument("slug")
+@click.pass_context
+@run_async
+async def resume(ctx: click.Context, slug: str) -> None:
+    """Reopen a suspended commune's site."""
+    changed = await _change_status(settings_from(ctx), slug, CommuneStatus.ACTIVE)
+    out.print(
+        f"Resumed {slug}: its site is open." if changed else f"{slug} was already active: nothing changed."
+    )
+
+
+@tenants.command()
+@click.argument("slug")
+@click.pass_context
+@run_async
+async def activate(ctx: click.Context, slug: str) -> None:
+    """Open a commune that is still being provisioned."""
+    changed = await _change_status(settings_from(ctx), slug, CommuneStatus.ACTIVE)
+    out.print(
+        f"Activated {slug}: its site is open." if changed else f"{slug} was already active: nothing changed."
+    )
+
+
+@tenants.command()
+@click.argument("slug")
+@click.option("--yes", is_flag=True, help="Confirm without being asked.")
+@click.pass_context
+@run_async
+async def archive(ctx: click.Context, slug: str, yes: bool) -> None:
+    """Close a commune for good (its data is kept; this cannot be undone)."""
+    if not yes and not click.confirm(f"Archive {slug}? Its site closes for good", default=False):
+        fail("not archived.")
+    changed = await _change_status(settings_from(ctx), slug, CommuneStatus.ARCHIVED)
+    out.print(f"Archived {slug}." if changed else f"{slug} was already archived: nothing changed.")
+
+
+@tenants.command()
+@click.argument("directory", required=False, type=click.Path(path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Report what would change and write nothing.")
+@click.option("--create-only", is_flag=True, help="Create missing communes; leave existing ones as they are.")
+@click.pass_context
+@run_async
+async def apply(ctx: click.Context, directory: Path | None, dry_run: bool, create_only: bool) -> None:
+    """Make the database match the definitions in tenants/ (idempotent)."""
+    settings = settings_from(ctx)
+    reports = await apply_folder(
+        settings, directory or settings.tenants_dir, dry_run=dry_run, create_only=create_only
+    )
+    print_reports(reports, dry_run=dry_run)
+
+
+async def apply_folder(
+    settings: Settings, directory: Path, *, dry_run: bool = False, create_only: bool = False
+) -> list[Report]:
+    try:
+        definitions = load_definitions(directory)
+    except DefinitionError as error:
+        fail("the definitions cannot be applied; nothing was changed:\n  " + "\n  ".join(error.problems))
+    total = len(definitions.intercommunales) + len(definitions.tenants)
+    with Progress(transient=True, console=out) as progress:
+        task = progress.add_task(f"Applying {directory}", total=total)
+        try:
+            async with command_runtime(settings) as runtime:
+                with acting_as(command_line_actor()), platform_scope(f"perron tenants apply {directory}"):
+                    async with runtime.database.session() as session, session.begin() as transaction:
+                        reports = await apply_definitions(
+                            session,
+                            definitions,
+                            console_host=settings.console_host,
+                            create_only=create_only,
+                            on_progress=lambda report: progress.update(
+                                task, advance=1, description=report.name
+                            ),
+                        )
+                        if dry_run:
+                            await transaction.rollback()
+        except DefinitionError as error:
+            fail("the definitions cannot be applied; nothing was changed:\n  " + "\n  ".join(error.problems))
+    return reports
+
+
+def print_reports(reports: list[Report], *, dry_run: bool = False) -> None:
+    verb = {
+        Outcome.CREATED: "would create" if dry_run else "created",
+        Outcome.UPDATED: "would update" if dry_run else "updated",
+        Outcome.UNCHANGED: "unchanged",
+    }
+    for report in reports:
+        details = "; ".join(report.changes + report.remarks)
+        out.print(f"  {verb[report.outcome]:>12}  {report.name}{f'  ({details})' if details else ''}")
+    counts = {outcome: sum(1 for r in reports if r.outcome is outcome) for outcome in Outcome}
+    summary = ", ".join(f"{count} {verb[outcome]}" for outcome, count in counts.items() if count)
+    out.print(f"{'Dry run, nothing written: ' if dry_run else ''}{summary or 'nothing to apply'}.")

@@ -1,0 +1,189 @@
+"""Typed settings read once from ``PERRON_*`` environment variables.
+
+Every setting is validated when the process starts; a bad value stops the start with a
+message that names the variable (:class:`ConfigurationError`). Secrets have no production
+default: in development a random secret is generated once and kept in the data folder.
+"""
+
+from __future__ import annotations
+
+import secrets
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import URL, make_url
+
+ENV_PREFIX = "PERRON_"
+
+Environment = Literal["development", "test", "production"]
+
+
+class ConfigurationError(Exception):
+    """The environment holds a setting Perron cannot start with."""
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Everything a Perron process needs to know about its deployment."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    env: Environment = "development"
+    debug: bool = False
+
+    data_dir: Path = Path(".perron")
+    """Where the embedded deployment keeps its SQLite file, generated secret and services."""
+
+    database_url: str | None = None
+    """SQLAlchemy URL of the application's connection. On PostgreSQL this role must not own
+    the tables (row-level security applies to it). Default: SQLite file in ``data_dir``."""
+
+    database_owner_url: str | None = None
+    """URL of the role owning the schema, used by migrations only (PostgreSQL)."""
+
+    database_pool_size: int = Field(default=10, ge=1, le=200)
+
+    redis_url: str | None = None
+    """Redis for the job broker and cache invalidation; none means jobs run in process."""
+
+    secret_key: SecretStr | None = None
+    """Signs CSRF tokens and session data. Required in production."""
+
+    console_host: str = "console.localhost"
+    """Host name on which the operator and intercommunale console answers."""
+
+    public_port: int | None = Field(default=None, ge=1, le=65535)
+    """Port shown in printed URLs when the platform is not behind a proxy on 80/443."""
+
+    tenants_dir: Path = Path("tenants")
+    themes_dir: Path = Path("themes")
+
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["127.0.0.1"])
+    """Addresses whose X-Forwarded-For/Proto headers are believed (comma separated)."""
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "console"] = "json"
+
+    max_request_body_bytes: int = Field(default=1_048_576, ge=1024)
+    tenant_cache_ttl_seconds: float = Field(default=300.0, gt=0)
+    tenant_cache_size: int = Field(default=20_000, ge=100)
+
+    metrics_token: SecretStr | None = None
+    """Bearer token required by ``/metrics`` on the console host; none means loopback only."""
+
+    worker_threads: int = Field(default=2, ge=1, le=64)
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("console_host")
+    @classmethod
+    def _check_console_host(cls, value: str) -> str:
+        from perron.tenancy.hosts import InvalidHost, normalize_host
+
+        try:
+            return normalize_host(value)
+        except InvalidHost as error:
+            raise ValueError(str(error)) from error
+
+    @field_validator("database_url", "database_owner_url")
+    @classmethod
+    def _check_database_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            url = make_url(value)
+        except Exception as error:
+            raise ValueError(f"not a database URL ({error})") from error
+        if url.get_backend_name() not in {"sqlite", "postgresql"}:
+            raise ValueError("only sqlite and postgresql databases are supported")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @model_validator(mode="after")
+    def _production_needs_secrets(self) -> Settings:
+        if self.env == "production":
+            if self.secret_key is None:
+                raise ValueError("PERRON_SECRET_KEY is required in production")
+            if len(self.secret_key.get_secret_value()) < 32:
+                raise ValueError("PERRON_SECRET_KEY must be at least 32 characters long")
+            if self.debug:
+                raise ValueError("PERRON_DEBUG cannot be on in production")
+        return self
+
+    # Derived values ------------------------------------------------------------------
+
+    @cached_property
+    def database(self) -> URL:
+        """URL of the application's database connection, with an async driver."""
+        return _async_url(self.database_url or f"sqlite:///{self.data_dir / 'perron.sqlite3'}")
+
+    @cached_property
+    def database_owner(self) -> URL:
+        """URL migrations use: the owner role, or the application's URL when there is none."""
+        return _async_url(self.database_owner_url) if self.database_owner_url else self.database
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.database.get_backend_name() == "postgresql"
+
+    @property
+    def jobs_in_process(self) -> bool:
+        return self.redis_url is None
+
+    def secret(self) -> str:
+        """The signing secret; in development and tests, one generated and kept on disk."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value()
+        path = self.data_dir / "secret_key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(48))
+            path.chmod(0o600)
+        return path.read_text().strip()
+
+
+def _async_url(raw: str) -> URL:
+    url = make_url(raw)
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        return url.set(drivername="sqlite+aiosqlite")
+    return url.set(drivername="postgresql+psycopg")
+
+
+_SENSITIVE = ("secret", "token", "url", "password")
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment, or stop with a message naming the bad variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as error:
+        lines = []
+        for problem in error.errors():
+            field = ".".join(str(part) for part in problem["loc"])
+            variable = f"{ENV_PREFIX}{field.upper()}" if field else "configuration"
+            message = problem["msg"].removeprefix("Value error, ")
+            if not field:
+                lines.append(f"  {message}")
+            elif any(word in field for word in _SENSITIVE):
+                lines.append(f"  {variable}: {message}")
+            else:
+                lines.append(f"  {variable}: {message} (got {problem.get('input')!r})")
+        raise ConfigurationError("Perron cannot start, check these settings:\n" + "\n".join(lines)) from None

@@ -1,0 +1,103 @@
+"""The database handle every process opens once: engine, sessions, health."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import NullPool
+
+# Importing these registers lock 1 and lock 2 on every Session.
+from perron.db import guard, hooks, rls  # noqa: F401
+
+
+class IsolationNotEnforced(RuntimeError):
+    """The database connection would let one commune read another's rows."""
+
+
+def create_engine(url: URL, *, pool_size: int = 10, echo: bool = False, pooled: bool = True) -> AsyncEngine:
+    options: dict[str, Any] = {"echo": echo}
+    if url.get_backend_name() == "sqlite":
+        options["connect_args"] = {"timeout": 30}
+    elif pooled:
+        options.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_recycle=1800)
+    if not pooled:
+        options["poolclass"] = NullPool
+    engine = create_async_engine(url, **options)
+    if url.get_backend_name() == "sqlite":
+        _configure_sqlite(engine)
+    return engine
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    """Real transactions on SQLite: the driver's own handling defers BEGIN and breaks
+    savepoints, so SQLAlchemy emits BEGIN itself (the documented recipe)."""
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: object) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        for pragma in (
+            "PRAGMA journal_mode=WAL",
+            "PRAGMA foreign_keys=ON",
+            "PRAGMA busy_timeout=30000",
+            "PRAGMA synchronous=NORMAL",
+        ):
+            cursor.execute(pragma)
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN")
+
+
+class Database:
+    """One engine and its session factory; created once per process and per event loop."""
+
+    def __init__(self, url: URL, *, pool_size: int = 10, echo: bool = False, pooled: bool = True) -> None:
+        self.url = url
+        self.engine = create_engine(url, pool_size=pool_size, echo=echo, pooled=pooled)
+        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=True)
+
+    @property
+    def dialect(self) -> str:
+        return self.url.get_backend_name()
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        """A session; the caller commits. Leaving it rolls back what was not committed."""
+        async with self.sessionmaker() as session:
+            yield session
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A session inside one transaction, committed when the block ends without error."""
+        async with self.sessionmaker() as session, session.begin():
+            yield session
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+
+    async def verify_isolation(self) -> None:
+        """Refuse to serve when PostgreSQL's row-level security would not hold."""
+        if self.dialect != "postgresql":
+            return
+        from perron.db.base import TENANT_TABLES
+        from perron.db.rls import check_application_role
+
+        async with self.engine.connect() as connection:
+            problems = await connection.run_sync(check_application_role, sorted(TENANT_TABLES))
+        if problems:
+            lines = "\n".join(f"  - {problem.message}" for problem in problems)
+            raise IsolationNotEnforced(
+                "PERRON_DATABASE_URL connects with a role that would let communes see each other's "
+                f"data:\n{lines}\nSee docs/operations.md, 'PostgreSQL roles'."
+            )
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()

@@ -1,0 +1,33 @@
+"""Errors a person can act on. Each says what is wrong in plain words; the CLI prints it
+and the web answers it with a 4xx status."""
+
+from __future__ import annotations
+
+
+class PerronError(Exception):
+    status_code = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class Invalid(PerronError):
+    """Input that cannot be accepted; ``field`` names where the problem is."""
+
+    status_code = 400
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.reason = message
+
+
+class NotFound(PerronError):
+    status_code = 404
+
+
+class Conflict(PerronError):
+    """The input is well formed but collides with what exists (a taken slug or domain)."""
+
+    status_code = 409

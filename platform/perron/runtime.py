@@ -1,0 +1,137 @@
+"""What one Perron process holds: settings, database, caches, jobs, templates.
+
+Each process (web server, worker, command) builds one :class:`Runtime` and starts the
+parts it needs. Nothing here keeps state another process needs: caches are invalidated
+through :mod:`perron.cache`, work goes through the outbox and the broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import structlog
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import SQLAlchemyError
+
+from perron import models as _models
+from perron.cache import Invalidation, InvalidationService, hub
+from perron.config import Settings
+from perron.db.engine import Database
+from perron.db.migrate import script_heads, sync_url
+from perron.errors import PerronError
+from perron.jobs.runtime import Jobs
+from perron.tenancy.resolver import TenantResolver
+from perron.web.templating import create_environment, theme_template_dirs
+
+assert _models.metadata is not None  # every model registered before anything queries
+
+log = structlog.get_logger("perron.runtime")
+
+
+class SchemaNotReady(PerronError):
+    """The database is missing migrations this code needs."""
+
+
+class Runtime:
+    def __init__(self, settings: Settings, *, run_worker: bool | None = None) -> None:
+        self.settings = settings
+        self.database = Database(settings.database, pool_size=settings.database_pool_size)
+        self.resolver = TenantResolver(
+            self.database, ttl=settings.tenant_cache_ttl_seconds, size=settings.tenant_cache_size
+        )
+        self.invalidations = InvalidationService(self.database, settings.redis_url)
+        self.jobs = Jobs(settings, self.database, run_worker=run_worker)
+        self.templates = create_environment(theme_template_dirs(settings.themes_dir))
+        self._unsubscribe: Any = None
+        self.started = False
+
+    async def start(self, *, serve: bool = True) -> None:
+        """Check the database, then start listening for invalidations and relaying jobs."""
+        await asyncio.to_thread(self.check_schema)
+        await self.database.verify_isolation()
+        self._unsubscribe = hub.subscribe(self._on_invalidation)
+        await self.invalidations.start()
+        await self.jobs.start()
+        self.started = True
+        log.info(
+            "runtime.started",
+            database=self.database.dialect,
+            jobs="in-process" if self.jobs.run_worker else "broker",
+            serve=serve,
+        )
+
+    async def stop(self) -> None:
+        if self._unsubscribe:
+            self._unsubscribe()
+        await self.jobs.stop()
+        await self.invalidations.stop()
+        await self.database.dispose()
+        self.started = False
+
+    async def readiness(self) -> dict[str, str]:
+        """Whether this process can serve: database, broker, and its own start-up."""
+        checks: dict[str, str] = {}
+        try:
+            async with asyncio.timeout(2):
+                await self.database.ping()
+            checks["database"] = "ok"
+        except Exception as error:
+            log.warning("readiness.database_failed", error=str(error))
+            checks["database"] = "unreachable"
+        try:
+            async with asyncio.timeout(2):
+                await asyncio.to_thread(self.jobs.ping_broker)
+            checks["broker"] = "ok"
+        except Exception as error:
+            log.warning("readiness.broker_failed", error=str(error))
+            checks["broker"] = "unreachable"
+        checks["runtime"] = "ok" if self.started else "starting"
+        return checks
+
+    def _on_invalidation(self, notice: Invalidation) -> None:
+        self.resolver.invalidate(notice.tenant_id, hosts=notice.hosts)
+
+    def check_schema(self) -> None:
+        expected = script_heads(self.settings)
+        engine = create_engine(sync_url(self.settings.database))
+        try:
+            with engine.connect() as connection:
+                current = {
+                    row[0] for row in connection.execute(text("SELECT version_num FROM alembic_version"))
+                }
+        except SQLAlchemyError:
+            current = set()
+        finally:
+            engine.dispose()
+        if current != expected:
+            raise SchemaNotReady(
+                "the database schema is not up to date "
+                f"(database at {sorted(current) or 'nothing'}, code needs {sorted(expected)}): "
+                "run `perron db upgrade`"
+            )
+
+
+@asynccontextmanager
+async def command_runtime(settings: Settings) -> AsyncIterator[Runtime]:
+    """A runtime for a short command: no worker. Before it returns, cache notices are
+    published and, with a real broker, queued jobs handed over; in the embedded mode they
+    stay in the outbox for the server's relay (an in-memory queue would die with us)."""
+    runtime = Runtime(settings, run_worker=False)
+    await asyncio.to_thread(runtime.check_schema)
+    runtime._unsubscribe = hub.subscribe(runtime._on_invalidation)
+    await runtime.invalidations.start()
+    runtime.jobs.declare_actors()
+    try:
+        yield runtime
+    finally:
+        if settings.redis_url:
+            try:
+                await runtime.jobs.relay_once()
+            except Exception:
+                log.warning("command.relay_failed", exc_info=True)
+        await runtime.invalidations.stop()
+        runtime.jobs.broker.close()
+        await runtime.database.dispose()

@@ -1,0 +1,92 @@
+"""Error pages: in the commune's branding and language, with a reference, never a trace.
+
+A client that asks for JSON gets ``{"error", "message", "request_id"}`` instead. An attempt
+to reach another commune's data (:class:`~perron.db.scope.IsolationError`) looks exactly
+like a missing page from outside, and is logged as a security event inside.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from jinja2 import Environment
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException, NotAuthorizedException, PermissionDeniedException
+
+from perron.db.scope import IsolationError
+from perron.errors import PerronError
+from perron.i18n import current_language, gettext, lazy
+from perron.web.pages import site_context
+
+log = structlog.get_logger("perron.web.errors")
+
+TITLES = {
+    400: lazy("This request could not be understood"),
+    401: lazy("Please sign in"),
+    403: lazy("You are not allowed to do this"),
+    404: lazy("This page does not exist"),
+    405: lazy("This action is not possible here"),
+    409: lazy("This conflicts with what already exists"),
+    413: lazy("What you sent is too large"),
+    429: lazy("Too many requests"),
+    500: lazy("Something went wrong on our side"),
+    503: lazy("This service is unavailable for a moment"),
+}
+
+EXPLANATIONS = {
+    400: lazy("Check what you entered and try again."),
+    403: lazy("If you think you should be allowed, contact your commune."),
+    404: lazy("The address may be mistyped, or the page may have moved. Try the home page."),
+    413: lazy("Send a smaller file or a shorter text."),
+    500: lazy("The error has been recorded. Please try again in a few minutes."),
+}
+
+CSRF_EXPLANATION = lazy(
+    "The form was open for too long or came from elsewhere. Reload the page and send it again."
+)
+
+
+def _status_and_message(exc: Exception) -> tuple[int, str | None]:
+    if isinstance(exc, IsolationError):
+        log.warning("security.isolation_blocked", error=str(exc), error_type=type(exc).__name__)
+        return 404, None
+    if isinstance(exc, PerronError):
+        return exc.status_code, exc.message
+    if isinstance(exc, HTTPException):
+        if exc.status_code == 403 and "csrf" in str(exc.detail).lower():
+            return 403, gettext(CSRF_EXPLANATION)
+        return exc.status_code, None
+    log.error("http.unhandled_exception", exc_info=exc)
+    return 500, None
+
+
+def _wants_json(request: Request[Any, Any, Any]) -> bool:
+    accept = request.headers.get("accept", "")
+    return "application/json" in accept and "text/html" not in accept
+
+
+def error_handler(environment: Environment, template: str = "perron/error.html") -> Any:
+    def handle(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+        status, message = _status_and_message(exc)
+        title = gettext(TITLES.get(status, TITLES[500] if status >= 500 else TITLES[400]))
+        explanation = message or gettext(EXPLANATIONS.get(status, EXPLANATIONS[500] if status >= 500 else ""))
+        request_id = request.scope.get("state", {}).get("request_id", "")
+        headers = {"cache-control": "no-store"}
+        if isinstance(exc, NotAuthorizedException | PermissionDeniedException) and exc.headers:
+            headers.update(exc.headers)
+        if _wants_json(request):
+            return Response(
+                {"error": title, "message": explanation, "request_id": request_id},
+                status_code=status,
+                media_type=MediaType.JSON,
+                headers=headers,
+            )
+        language = request.scope.get("state", {}).get("language") or current_language()
+        site = request.scope.get("state", {}).get("site")
+        context: dict[str, Any] = site_context(site, language) if site else {"language": language}
+        context |= {"status": status, "title": title, "explanation": explanation, "request_id": request_id}
+        body = environment.get_template(template).render(context)
+        return Response(body, status_code=status, media_type=MediaType.HTML, headers=headers)
+
+    return handle

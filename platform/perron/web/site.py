@@ -1,0 +1,99 @@
+"""A commune's public site (the Litestar application behind every commune's domain).
+
+Requests arrive here from :mod:`perron.web.asgi` with the commune resolved, its scope open,
+and ``request.state.site`` / ``request.state.language`` set.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment
+from litestar import Litestar, Request, Response, get
+from litestar.config.csrf import CSRFConfig
+from litestar.datastructures import CacheControlHeader
+from litestar.exceptions import HTTPException
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.response import Template
+from litestar.static_files import create_static_files_router
+from litestar.template.config import TemplateConfig
+
+from perron.config import Settings
+from perron.db.scope import IsolationError
+from perron.errors import PerronError
+from perron.tenancy.site import TenantSite
+from perron.web.errors import error_handler
+from perron.web.pages import STATIC_PREFIX, site_context
+
+SiteRequest = Request[Any, Any, Any]
+
+
+def current_site(request: SiteRequest) -> TenantSite:
+    site: TenantSite = request.scope["state"]["site"]
+    return site
+
+
+def page(request: SiteRequest, template: str, **context: Any) -> Template:
+    """Render a page of the commune's site with the context every page needs."""
+    state = request.scope["state"]
+    return Template(
+        template_name=template,
+        context=site_context(state["site"], state["language"], path=request.url.path) | context,
+    )
+
+
+@get("/", name="home", cache_control=CacheControlHeader(no_cache=True))
+async def home(request: SiteRequest) -> Template:
+    site = current_site(request)
+    return page(request, "perron/home.html", contact=site.contact, services=[])
+
+
+@get("/branding.css", name="branding_css", media_type="text/css")
+async def branding_css(request: SiteRequest) -> Response[str]:
+    site = current_site(request)
+    current = request.query_params.get("v") == site.branding.css_version
+    cache = "public, max-age=31536000, immutable" if current else "public, max-age=60"
+    return Response(site.branding.css, media_type="text/css", headers={"cache-control": cache})
+
+
+def static_directories(settings: Settings) -> list[Path]:
+    theme_static = settings.themes_dir / "default" / "static"
+    platform_static = Path(str(resources.files("perron.web") / "static"))
+    return [path for path in (theme_static, platform_static) if path.is_dir()]
+
+
+def create_site_app(settings: Settings, environment: Environment, runtime: Any) -> Litestar:
+    handle_error = error_handler(environment)
+    app = Litestar(
+        route_handlers=[
+            home,
+            branding_css,
+            create_static_files_router(
+                path=STATIC_PREFIX,
+                directories=static_directories(settings),  # type: ignore[arg-type]
+                cache_control=CacheControlHeader(max_age=86400, public=True),
+            ),
+        ],
+        template_config=TemplateConfig(engine=JinjaTemplateEngine.from_environment(environment)),
+        csrf_config=CSRFConfig(
+            secret=settings.secret(),
+            cookie_name="perron_csrf",
+            cookie_secure=settings.env == "production",
+            cookie_httponly=True,
+            cookie_samesite="lax",
+        ),
+        exception_handlers={
+            HTTPException: handle_error,
+            PerronError: handle_error,
+            IsolationError: handle_error,
+            Exception: handle_error,
+        },
+        request_max_body_size=settings.max_request_body_bytes,
+        debug=False,
+        openapi_config=None,
+        logging_config=None,
+    )
+    app.state.runtime = runtime
+    return app
