@@ -98,10 +98,15 @@ class InvalidationHub:
             if notice.id in self._seen:
                 return
             self._seen[notice.id] = True
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
         for listener, loop in list(self._listeners):
-            if loop.is_closed():
-                continue
-            loop.call_soon_threadsafe(listener, notice)
+            if loop is running:
+                listener(notice)  # same loop: the next request must already see the change
+            elif not loop.is_closed():
+                loop.call_soon_threadsafe(listener, notice)
 
     def committed(self, notice: Invalidation) -> None:
         """A notice this process just committed: apply it here and send it to the others."""

@@ -61,7 +61,9 @@ class Database:
     def __init__(self, url: URL, *, pool_size: int = 10, echo: bool = False, pooled: bool = True) -> None:
         self.url = url
         self.engine = create_engine(url, pool_size=pool_size, echo=echo, pooled=pooled)
-        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=True)
+        self.sessionmaker = async_sessionmaker(
+            self.engine, expire_on_commit=False, autoflush=True, sync_session_class=guard.GuardedSession
+        )
 
     @property
     def dialect(self) -> str:

@@ -30,6 +30,7 @@ from perron.db.base import TENANT_TABLES, TenantOwned
 from perron.db.scope import CrossTenantAccess, NoTenantScope, Scope, current_scope
 
 SCOPE_KEY = "perron.scope"
+LAST_SCOPE_KEY = "perron.last_scope"
 
 
 @dataclass
@@ -73,7 +74,13 @@ def _check_session_scope(session: Session, scope: Scope | None) -> None:
 
 @event.listens_for(Session, "after_begin")
 def _remember_transaction_scope(session: Session, transaction: object, connection: object) -> None:
-    session.info[SCOPE_KEY] = scope_key(current_scope())
+    key = scope_key(current_scope())
+    session.info[SCOPE_KEY] = key
+    # Session.get() answers from the identity map without SQL, so a session reused in
+    # another scope must first forget the rows it loaded in the previous one.
+    if LOCKS.orm and session.info.get(LAST_SCOPE_KEY, key) != key:
+        session.expunge_all()
+    session.info[LAST_SCOPE_KEY] = key
 
 
 @event.listens_for(Session, "after_transaction_end")
@@ -82,16 +89,26 @@ def _forget_transaction_scope(session: Session, transaction: Any) -> None:
         session.info.pop(SCOPE_KEY, None)
 
 
-def _tenant_mappers(state: ORMExecuteState) -> list[str]:
-    return [mapper.class_.__name__ for mapper in state.all_mappers if issubclass(mapper.class_, TenantOwned)]
+def _tenant_tables(state: ORMExecuteState) -> tuple[set[str], set[str]]:
+    """Tenant-owned tables a statement touches: (through ORM entities, as bare Core tables).
 
-
-def _core_tenant_tables(statement: Any) -> set[str]:
-    found: set[str] = set()
+    Anything carrying an ORM entity annotation (the entity itself, its columns, a
+    ``select_from``) is filtered by ``with_loader_criteria``; a tenant table reached only
+    through plain Core constructs is not, so it is reported as bare.
+    """
+    tenant_mappers = [mapper for mapper in state.all_mappers if issubclass(mapper.class_, TenantOwned)]
+    through_orm = {mapper.class_.__name__ for mapper in tenant_mappers}
+    covered = {mapper.class_.__tablename__ for mapper in tenant_mappers}
+    seen: set[str] = set()
+    statement: Any = state.statement
     for element in visitors.iterate(statement):
-        if isinstance(element, Table) and element.name in TENANT_TABLES:
-            found.add(element.name)
-    return found
+        entity = getattr(element, "_annotations", {}).get("parententity")
+        if entity is not None and issubclass(entity.mapper.class_, TenantOwned):
+            through_orm.add(entity.mapper.class_.__name__)
+            covered.add(entity.mapper.class_.__tablename__)
+        elif isinstance(element, Table) and element.name in TENANT_TABLES:
+            seen.add(element.name)
+    return through_orm, seen - covered
 
 
 @event.listens_for(Session, "do_orm_execute")
@@ -104,17 +121,16 @@ def _filter_statement(state: ORMExecuteState) -> None:
         return  # criteria of the parent query propagate to these loads
     if not (state.is_select or state.is_update or state.is_delete or state.is_insert):
         return
-    mappers = _tenant_mappers(state)
-    if not mappers:
-        tables = _core_tenant_tables(state.statement)
-        if tables and (scope is None or not scope.is_platform):
-            error = NoTenantScope if scope is None else CrossTenantAccess
-            raise error(
-                f"a Core statement on tenant-owned table(s) {sorted(tables)} cannot be filtered "
-                "by commune; query the ORM entity instead"
-            )
+    entities, bare_tables = _tenant_tables(state)
+    if bare_tables and (scope is None or not scope.is_platform):
+        error = NoTenantScope if scope is None else CrossTenantAccess
+        raise error(
+            f"a Core statement on tenant-owned table(s) {sorted(bare_tables)} cannot be filtered "
+            "by commune; query the ORM entity instead"
+        )
+    if not entities:
         return
-    scope = _scope_for_data(", ".join(sorted(set(mappers))))
+    scope = _scope_for_data(", ".join(sorted(entities)))
     if scope.is_platform:
         return
     tenant_id = scope.tenant_id
@@ -191,7 +207,7 @@ def _check_flush(session: Session, flush_context: UOWTransaction, instances: obj
 
 
 @event.listens_for(TenantOwned, "load", propagate=True)
-def _check_loaded(target: TenantOwned, context: object) -> None:
+def _check_loaded(target: TenantOwned, context: object = None) -> None:
     if not LOCKS.orm:
         return
     scope = current_scope()
@@ -199,3 +215,20 @@ def _check_loaded(target: TenantOwned, context: object) -> None:
         raise NoTenantScope(f"{type(target).__name__} loaded with no commune in scope")
     if not scope.is_platform and target.tenant_id != scope.tenant_id:
         raise CrossTenantAccess(f"a {type(target).__name__} of another commune was loaded")
+
+
+class GuardedSession(Session):
+    """Session whose ``get`` also checks rows served from the identity map, which SQLAlchemy
+    returns without running (or filtering) any SQL."""
+
+    def get(self, entity: Any, ident: Any, **options: Any) -> Any:
+        found = super().get(entity, ident, **options)
+        if isinstance(found, TenantOwned):
+            _check_loaded(found)
+        return found
+
+    def get_one(self, entity: Any, ident: Any, **options: Any) -> Any:
+        found = super().get_one(entity, ident, **options)
+        if isinstance(found, TenantOwned):
+            _check_loaded(found)
+        return found

@@ -50,7 +50,7 @@ def alembic_config(settings: Settings, *, url: URL | None = None) -> Config:
     config.set_main_option("script_location", str(resources.files("perron.migrations")))
     locations = [platform_versions(), *_extra_version_locations]
     config.set_main_option("version_locations", " ".join(str(path) for path in locations))
-    config.set_main_option("version_path_separator", "space")
+    config.set_main_option("path_separator", "space")
     config.set_main_option("file_template", "%%(year)d%%(month).2d%%(day).2d_%%(rev)s_%%(slug)s")
     config.attributes["perron_url"] = sync_url(url or settings.database_owner)
     config.attributes["perron_settings"] = settings

@@ -74,11 +74,11 @@ class TenantRepository(SQLAlchemyAsyncRepository[M]):  # type: ignore[type-var]
         found = await super().get_one_or_none(*filters, **kwargs)
         return None if found is None else ensure_owned(found)
 
-    async def list(self, *filters: Any, **kwargs: Any) -> builtins.list[M]:
-        return ensure_all_owned(await super().list(*filters, **kwargs))
+    async def get_many(self, *filters: Any, **kwargs: Any) -> builtins.list[M]:
+        return ensure_all_owned(await super().get_many(*filters, **kwargs))
 
-    async def list_and_count(self, *filters: Any, **kwargs: Any) -> tuple[builtins.list[M], int]:
-        items, count = await super().list_and_count(*filters, **kwargs)
+    async def get_many_and_count(self, *filters: Any, **kwargs: Any) -> tuple[builtins.list[M], int]:
+        items, count = await super().get_many_and_count(*filters, **kwargs)
         return ensure_all_owned(items), count
 
     async def add(self, data: M, **kwargs: Any) -> M:

@@ -67,7 +67,7 @@ def normalize_host(raw: str) -> str:
     try:
         ascii_host = idna.encode(host, uts46=True).decode("ascii")
     except idna.IDNAError as error:
-        raise InvalidHost(f"{raw!r} is not a valid international domain name ({error})") from None
+        raise InvalidHost(f"{raw!r} is not a valid host name ({error})") from None
     except UnicodeError:
         raise InvalidHost(f"{raw!r} is not a valid host name") from None
     if len(ascii_host) > MAX_HOST_LENGTH:
@@ -80,6 +80,8 @@ def normalize_host(raw: str) -> str:
 
 def validate_site_domain(raw: str) -> str:
     """Normalise a domain an administrator wants a commune's site to answer on."""
+    if ":" in raw or "://" in raw:
+        raise InvalidHost(f"{raw!r}: write the domain alone, without http:// or a port, such as 'hannut.be'")
     host = normalize_host(raw)
     if _is_ip(host):
         raise InvalidHost(f"{raw!r} is an IP address; a commune's site needs a domain name")

@@ -38,8 +38,17 @@ ALWAYS_SERVED = (STATIC_PREFIX + "/", "/branding.css", "/favicon.ico")
 def _header(scope: dict[str, Any], name: bytes) -> str | None:
     for key, value in scope.get("headers", ()):
         if key == name:
-            return str(value.decode("latin-1"))
+            try:  # browsers send IDN hosts as punycode; a few clients send raw UTF-8
+                return str(value.decode("utf-8"))
+            except UnicodeDecodeError:
+                return str(value.decode("latin-1"))
     return None
+
+
+def _canonical_host_header(scope: dict[str, Any], host: str, port: int | None) -> None:
+    """What the applications behind see: the host as Perron stores it (ASCII, lower case)."""
+    value = (f"{host}:{port}" if port else host).encode("ascii")
+    scope["headers"] = [(key, value if key == b"host" else raw) for key, raw in scope.get("headers", ())]
 
 
 async def plain(send: Any, status: int, body: str, headers: list[tuple[bytes, bytes]] | None = None) -> None:
@@ -107,6 +116,7 @@ class PerronASGI:
             return
         state = scope.setdefault("state", {})
         state["host"] = address.host
+        _canonical_host_header(scope, address.host, address.port)
         if address.host == self.console_host:
             state["site_kind"] = "console"
             self._choose_language(scope, LANGUAGES)

@@ -13,6 +13,7 @@ import structlog
 from jinja2 import Environment
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, NotAuthorizedException, PermissionDeniedException
+from sqlalchemy.exc import DBAPIError
 
 from perron.db.scope import IsolationError
 from perron.errors import PerronError
@@ -20,6 +21,8 @@ from perron.i18n import current_language, gettext, lazy
 from perron.web.pages import site_context
 
 log = structlog.get_logger("perron.web.errors")
+
+INSUFFICIENT_PRIVILEGE = "42501"
 
 TITLES = {
     400: lazy("This request could not be understood"),
@@ -47,8 +50,21 @@ CSRF_EXPLANATION = lazy(
 )
 
 
+def _is_row_security_violation(exc: BaseException) -> bool:
+    """PostgreSQL refused a row under row-level security (lock 2 caught what 1 and 3 missed),
+    possibly wrapped by a repository's own exception."""
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            return False
+        if isinstance(seen, DBAPIError) and getattr(seen.orig, "sqlstate", None) == INSUFFICIENT_PRIVILEGE:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def _status_and_message(exc: Exception) -> tuple[int, str | None]:
-    if isinstance(exc, IsolationError):
+    if isinstance(exc, IsolationError) or _is_row_security_violation(exc):
         log.warning("security.isolation_blocked", error=str(exc), error_type=type(exc).__name__)
         return 404, None
     if isinstance(exc, PerronError):

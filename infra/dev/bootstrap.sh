@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Install what Perron needs on a fresh machine: uv, the locked Python dependencies in .venv,
+# and (with --services, as root) the Debian packages the test suite starts.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$ROOT"
+
+if ! python3 -m uv --version >/dev/null 2>&1; then
+  echo "Installing uv (Python package manager) from PyPI…"
+  python3 -m pip install --quiet --disable-pip-version-check "uv>=0.5,<1"
+fi
+UV_PYTHON_DOWNLOADS=never python3 -m uv sync --frozen --quiet
+
+if [ "${1:-}" = "--services" ]; then
+  missing=()
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+  command -v redis-server >/dev/null || missing+=(redis-server)
+  if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" != 0 ]; then
+      echo "Missing system packages: ${missing[*]}. Install them with: sudo apt-get install ${missing[*]}" >&2
+      exit 1
+    fi
+    echo "Installing ${missing[*]} from Debian's packages…"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+fi

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# `make test`: lint, type checks, and the whole suite twice: on SQLite, then on PostgreSQL
+# with Redis (both started here from Debian's packages). Extra arguments go to pytest.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$ROOT"
+infra/dev/bootstrap.sh --services
+
+# The suite chooses its own settings; a developer's PERRON_* variables must not leak in.
+for variable in $(env | grep -o '^PERRON_[A-Z_]*' || true); do unset "$variable"; done
+
+echo "== lint (ruff) and types (mypy)"
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+.venv/bin/mypy
+
+echo "== services"
+infra/postgres/pg.sh start
+infra/redis/redis.sh start
+PG_PORT=${PERRON_PG_PORT:-55432}
+REDIS_PORT=${PERRON_REDIS_PORT:-56379}
+
+echo "== tests on SQLite"
+PERRON_TEST_BACKEND=sqlite \
+PERRON_TEST_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/1" \
+  .venv/bin/pytest "$@"
+
+echo "== tests on PostgreSQL (and Redis)"
+PERRON_TEST_BACKEND=postgres \
+PERRON_TEST_DATABASE_URL="postgresql://perron_app:perron_app@127.0.0.1:$PG_PORT/perron_test" \
+PERRON_TEST_DATABASE_OWNER_URL="postgresql://perron_owner:perron_owner@127.0.0.1:$PG_PORT/perron_test" \
+PERRON_TEST_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/2" \
+  .venv/bin/pytest "$@"
