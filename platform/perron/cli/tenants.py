@@ -22,7 +22,7 @@ from perron.runtime import command_runtime
 from perron.tenancy import actions
 from perron.tenancy.definitions import DefinitionError, Outcome, Report, apply_definitions, load_definitions
 from perron.tenancy.hosts import display_host
-from perron.tenancy.models import Commune, CommuneStatus, Intercommunale
+from perron.tenancy.models import Commune, CommuneStatus, FontChoice, Intercommunale
 from perron.tenancy.settings import CoreSettings, resolve
 from perron.tenancy.site import load_site
 
@@ -218,6 +218,49 @@ async def create(
     out.print(
         f"Created commune {commune.slug} ({commune.status.value}), answering at {display_host(domains[0])}."
     )
+
+
+@tenants.command()
+@click.argument("slug")
+@click.option("--primary-color", help="Main colour (header), as #rrggbb.")
+@click.option("--primary-text-color", help="Text on the main colour.")
+@click.option("--accent-color", help="Links and buttons.")
+@click.option("--background-color", help="Page background.")
+@click.option("--text-color", help="Body text.")
+@click.option("--font", type=click.Choice([font.value for font in FontChoice]), help="Font family.")
+@click.option("--tagline", "taglines", multiple=True, metavar="LANG=TEXT", help="Tagline per language.")
+@click.pass_context
+@run_async
+async def branding(
+    ctx: click.Context,
+    slug: str,
+    primary_color: str | None,
+    primary_text_color: str | None,
+    accent_color: str | None,
+    background_color: str | None,
+    text_color: str | None,
+    font: str | None,
+    taglines: tuple[str, ...],
+) -> None:
+    """Change a commune's colours, font or tagline (a palette failing WCAG AA is refused)."""
+    colours = {
+        "primary_color": primary_color,
+        "primary_text_color": primary_text_color,
+        "accent_color": accent_color,
+        "background_color": background_color,
+        "text_color": text_color,
+    }
+    palette = {name: value for name, value in colours.items() if value is not None}
+    async with platform_transaction(settings_from(ctx), f"perron tenants branding {slug}") as session:
+        commune = await actions.get_commune(session, slug)
+        changed = await actions.update_branding(
+            session,
+            commune.id,
+            palette=palette,
+            font=font,
+            tagline=parse_pairs(taglines, "--tagline") if taglines else None,
+        )
+    out.print(f"Updated the branding of {slug}." if changed else f"The branding of {slug} was already so.")
 
 
 async def _change_status(

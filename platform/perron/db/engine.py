@@ -35,7 +35,13 @@ def create_engine(url: URL, *, pool_size: int = 10, echo: bool = False, pooled: 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
     """Real transactions on SQLite: the driver's own handling defers BEGIN and breaks
-    savepoints, so SQLAlchemy emits BEGIN itself (the documented recipe)."""
+    savepoints, so SQLAlchemy emits BEGIN itself (the documented recipe).
+
+    ``BEGIN IMMEDIATE`` takes the write lock at the start: in WAL mode a transaction that
+    read first and writes later fails at once (SQLITE_BUSY_SNAPSHOT, no waiting) when
+    another writer committed in between, which the jobs running beside the web requests
+    make likely. Waiting for the lock instead serialises writers, which suits the
+    single-machine embedded deployment; PostgreSQL is for more."""
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: object) -> None:
@@ -52,7 +58,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN")
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 class Database:

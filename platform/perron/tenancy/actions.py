@@ -37,6 +37,7 @@ from perron.tenancy.models import (
     IntercommunaleSettings,
     ModuleActivation,
 )
+from perron.tenancy.settings import NAMESPACES, read_layers, validate_values
 from perron.tenancy.validation import check_domain, check_languages, check_names, check_nis_code, check_slug
 
 
@@ -483,8 +484,13 @@ async def set_module_enabled(session: AsyncSession, commune_id: UUID, module: st
 async def update_commune_settings(
     session: AsyncSession, commune_id: UUID, namespace: str, values: Mapping[str, Any]
 ) -> bool:
-    """Store a commune's own values for a namespace (validated by the caller's schema)."""
+    """Store a commune's own values for a namespace. Known namespaces are validated against
+    their schema, and keys the commune's intercommunale locked are refused."""
     ensure_tenant(commune_id)
+    schema = NAMESPACES.get(namespace)
+    if schema is not None:
+        layers = await read_layers(session, commune_id, namespace)
+        validate_values(schema, dict(values), locked=layers.locked)
     row = await session.get(CommuneSettings, (commune_id, namespace))
     before = dict(row.values) if row else {}
     after = dict(values)
