@@ -138,8 +138,10 @@ async def database(settings: Settings) -> AsyncIterator[Database]:
 async def app_and_runtime(settings: Settings) -> AsyncIterator[tuple[Any, Any]]:
     from perron.web.app import build
     from perron.web.asgi import _start_lifespan
-    from tests.probe import PROBE_ROUTES
+    from perron.web.templating import register_template_dir
+    from tests.probe import PROBE_ROUTES, TEMPLATES
 
+    register_template_dir(TEMPLATES)
     app, runtime = build(settings)
     for route in PROBE_ROUTES:
         app.app.site_app.register(route)

@@ -2,17 +2,19 @@
 (``TenantRepository``, request-scoped commune), so that the web-level tests can post
 forms and attack another commune's rows by id through a real handler."""
 
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 from advanced_alchemy.exceptions import NotFoundError
-from litestar import Request, get, post
+from litestar import Request, Response, get, post
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from perron.audit import AuditEntry
 from perron.db.repository import TenantRepository
+from perron.web.site import page
 
 
 class AuditRepository(TenantRepository[AuditEntry]):
@@ -25,6 +27,11 @@ def _database(request: Request[Any, Any, Any]) -> Any:
 
 def _public(entry: AuditEntry) -> dict[str, Any]:
     return {"id": str(entry.id), "tenant_id": str(entry.tenant_id), "action": entry.action}
+
+
+@get("/_probe/form")
+async def form(request: Request[Any, Any, Any]) -> Response[str]:
+    return page(request, "probe/form.html")
 
 
 @post("/_probe/echo", status_code=200)
@@ -66,7 +73,8 @@ async def rename_entry(
         return _public(await repository.update(entry))
 
 
-PROBE_ROUTES = [echo, read_entry, create_entry, rename_entry]
+PROBE_ROUTES = [form, echo, read_entry, create_entry, rename_entry]
+TEMPLATES = Path(__file__).parent / "templates"
 
 
 async def session_entry(session: AsyncSession, **values: Any) -> AuditEntry:

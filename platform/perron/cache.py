@@ -24,7 +24,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from uuid import UUID
 
-import structlog
 from cachetools import TTLCache
 from redis.asyncio import Redis
 from sqlalchemy import BigInteger, Boolean, Integer, delete, select
@@ -34,8 +33,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 from perron.db.base import Base, utcnow
 from perron.db.engine import Database
 from perron.db.hooks import after_commit
+from perron.logging import get_logger
 
-log = structlog.get_logger("perron.cache")
+log = get_logger("perron.cache")
 
 CHANNEL = "perron:cache-invalidations"
 KEEP_NOTICES = dt.timedelta(minutes=10)

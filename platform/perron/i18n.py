@@ -134,6 +134,7 @@ def _parse_accept_language(header: str) -> list[str]:
     return [tag for _, _, tag in sorted(weighted)]
 
 
+@cache
 def language_name(language: str) -> str:
     """A language's name in itself ("Nederlands"), for language switchers."""
     try:

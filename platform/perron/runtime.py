@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import structlog
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -23,12 +22,13 @@ from perron.db.engine import Database
 from perron.db.migrate import script_heads, sync_url
 from perron.errors import PerronError
 from perron.jobs.runtime import Jobs
+from perron.logging import get_logger
 from perron.tenancy.resolver import TenantResolver
-from perron.web.templating import create_environment, theme_template_dirs
+from perron.web.templating import Templates, theme_template_dirs
 
 assert _models.metadata is not None  # every model registered before anything queries
 
-log = structlog.get_logger("perron.runtime")
+log = get_logger("perron.runtime")
 
 
 class SchemaNotReady(PerronError):
@@ -44,7 +44,7 @@ class Runtime:
         )
         self.invalidations = InvalidationService(self.database, settings.redis_url)
         self.jobs = Jobs(settings, self.database, run_worker=run_worker)
-        self.templates = create_environment(theme_template_dirs(settings.themes_dir))
+        self.templates = Templates(theme_template_dirs(settings.themes_dir))
         self._unsubscribe: Any = None
         self.started = False
 

@@ -220,14 +220,26 @@ async def test_forms_need_a_csrf_token(hannut, client_for: ClientFactory) -> Non
     refused = await client.post("/_probe/echo", data={"name": "x"}, headers={"accept-language": "fr"})
     assert refused.status_code == 403
     assert "Rechargez la page" in html.unescape(refused.text)
-    token = (await client.get("/")).cookies["perron_csrf"]
+    form = await client.get("/_probe/form")
+    token = form.cookies["perron_csrf"]
+    assert f'name="_csrf_token" value="{token}"' in form.text
     accepted = await client.post("/_probe/echo", data={"name": "x", "_csrf_token": token})
     assert accepted.status_code == 200
+    other = await client_for("hannut.test").post(
+        "/_probe/echo", data={"name": "x", "_csrf_token": "forged" * 10}
+    )
+    assert other.status_code == 403
+
+
+async def test_readers_get_no_cookie(hannut, client_for: ClientFactory) -> None:
+    client = client_for("hannut.test")
+    for path in ("/", "/branding.css", "/static/perron/perron.css"):
+        assert "set-cookie" not in (await client.get(path)).headers, path
 
 
 async def test_request_bodies_are_limited(hannut, client_for: ClientFactory, settings) -> None:
     client = client_for("hannut.test")
-    token = (await client.get("/")).cookies["perron_csrf"]
+    token = (await client.get("/_probe/form")).cookies["perron_csrf"]
     headers = {"x-csrftoken": token, "content-type": "application/octet-stream"}
     fits = await client.post("/_probe/echo", content=b"x" * 1000, headers=headers)
     assert fits.json() == {"received": 1000}

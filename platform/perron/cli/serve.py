@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from typing import Any
 
 import click
 import uvicorn
@@ -18,21 +19,28 @@ from perron.tenancy.hosts import display_host
 from perron.tenancy.models import Commune, CommuneStatus, Domain
 
 
+def uvicorn_options(settings: Settings, *, workers: int = 1, reload: bool = False) -> dict[str, Any]:
+    """How every Perron server runs (the benchmark serves its bare app the same way)."""
+    return {
+        "workers": None if reload else workers,
+        "reload": reload,
+        "reload_dirs": ["platform", "modules", "themes"] if reload else None,
+        "proxy_headers": True,
+        "forwarded_allow_ips": ",".join(settings.trusted_proxies),
+        "log_config": None,
+        "access_log": False,
+        "server_header": False,
+        "timeout_graceful_shutdown": 20,
+    }
+
+
 def _serve(settings: Settings, host: str, port: int, workers: int, reload: bool) -> None:
     uvicorn.run(
         "perron.web.app:create_app",
         factory=True,
         host=host,
         port=port,
-        workers=None if reload else workers,
-        reload=reload,
-        reload_dirs=["platform", "modules", "themes"] if reload else None,
-        proxy_headers=True,
-        forwarded_allow_ips=",".join(settings.trusted_proxies),
-        log_config=None,
-        access_log=False,
-        server_header=False,
-        timeout_graceful_shutdown=20,
+        **uvicorn_options(settings, workers=workers, reload=reload),
     )
 
 

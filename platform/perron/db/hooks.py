@@ -11,12 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import structlog
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-log = structlog.get_logger("perron.db")
+from perron.logging import get_logger
+
+log = get_logger("perron.db")
 
 _KEY = "perron.after_commit"
 

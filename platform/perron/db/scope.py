@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from uuid import UUID
 
-import structlog
+from perron.logging import get_logger
 
-log = structlog.get_logger("perron.scope")
+log = get_logger("perron.scope")
 
 
 class ScopeKind(StrEnum):

@@ -27,8 +27,9 @@ from perron.db.engine import Database
 from perron.db.scope import platform_scope, tenant_scope
 from perron.jobs.outbox import OutboxMessage, on_enqueued
 from perron.jobs.registry import JOBS, JobContext, JobSpec
+from perron.logging import get_logger
 
-log = structlog.get_logger("perron.jobs")
+log = get_logger("perron.jobs")
 
 JOBS_RUN = Counter("perron_jobs_total", "Jobs run", ["job", "outcome"])
 RELAYED = Counter("perron_outbox_relayed_total", "Outbox messages handed to the broker")

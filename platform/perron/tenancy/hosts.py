@@ -17,6 +17,7 @@ import idna
 MAX_HOST_LENGTH = 253
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _PORT = re.compile(r"^[0-9]{1,5}$")
+_PLAIN_HOST = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)(?:\.(?!-)[a-z0-9-]{1,63}(?<!-))*$")
 
 
 class InvalidHost(ValueError):
@@ -58,6 +59,8 @@ def _parse_port(text: str) -> int:
 def normalize_host(raw: str) -> str:
     """The canonical form of a host name, or :class:`InvalidHost` naming the problem."""
     host = raw.strip().rstrip(".") if raw else ""
+    if _PLAIN_HOST.match(host) and "xn--" not in host and len(host) <= MAX_HOST_LENGTH:
+        return host  # the common case: already canonical, no IDNA work needed
     if not host:
         raise InvalidHost("the host name is empty")
     if any(character.isspace() for character in host) or "/" in host or "@" in host:

@@ -35,6 +35,10 @@ V = TypeVar("V")
 CACHE_LOOKUPS = Counter("perron_tenant_cache_lookups_total", "Tenant cache lookups", ["cache", "result"])
 
 
+_HITS = {name: CACHE_LOOKUPS.labels(name, "hit") for name in ("host", "site")}
+_MISSES = {name: CACHE_LOOKUPS.labels(name, "miss") for name in ("host", "site")}
+
+
 class Outcome(StrEnum):
     SERVE = "serve"
     REDIRECT = "redirect"
@@ -103,9 +107,9 @@ class TenantResolver:
         except KeyError:
             pass
         else:
-            CACHE_LOOKUPS.labels(name, "hit").inc()
+            _HITS[name].inc()
             return value
-        CACHE_LOOKUPS.labels(name, "miss").inc()
+        _MISSES[name].inc()
         flight = (name, key)
         pending = self._inflight.get(flight)
         if pending is not None:

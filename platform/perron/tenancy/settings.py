@@ -20,16 +20,16 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from uuid import UUID
 
-import structlog
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from perron.db.repository import ensure_tenant
 from perron.errors import Invalid
+from perron.logging import get_logger
 from perron.tenancy.models import Commune, CommuneSettings, IntercommunaleSettings, PlatformSettings
 
-log = structlog.get_logger("perron.settings")
+log = get_logger("perron.settings")
 
 S = TypeVar("S", bound=BaseModel)
 
@@ -50,6 +50,13 @@ NAMESPACES: dict[str, type[BaseModel]] = {"core": CoreSettings}
 """Known namespaces and their schemas; modules add theirs when they are loaded."""
 
 
+class Unknown:
+    """Marks an argument the caller does not know (None is a real value: no intercommunale)."""
+
+
+UNKNOWN = Unknown()
+
+
 @dataclass(frozen=True)
 class Layers:
     platform: dict[str, Any]
@@ -58,12 +65,23 @@ class Layers:
     commune: dict[str, Any]
 
 
-async def read_layers(session: AsyncSession, commune_id: UUID, namespace: str) -> Layers:
+async def read_layers(
+    session: AsyncSession,
+    commune_id: UUID,
+    namespace: str,
+    *,
+    intercommunale_id: UUID | Unknown | None = UNKNOWN,
+) -> Layers:
+    """The stored values of every layer; pass the commune's intercommunale when known."""
     ensure_tenant(commune_id)
     platform = await session.scalar(
         select(PlatformSettings.values).where(PlatformSettings.namespace == namespace)
     )
-    body_id = await session.scalar(select(Commune.intercommunale_id).where(Commune.id == commune_id))
+    body_id = (
+        await session.scalar(select(Commune.intercommunale_id).where(Commune.id == commune_id))
+        if isinstance(intercommunale_id, Unknown)
+        else intercommunale_id
+    )
     body_values: dict[str, Any] = {}
     locked: frozenset[str] = frozenset()
     if body_id is not None:
@@ -97,13 +115,18 @@ def merge(schema: type[S], layers: Layers, *, namespace: str = "") -> S:
 
 
 async def resolve(
-    session: AsyncSession, commune_id: UUID, namespace: str, schema: type[S] | None = None
+    session: AsyncSession,
+    commune_id: UUID,
+    namespace: str,
+    schema: type[S] | None = None,
+    *,
+    intercommunale_id: UUID | Unknown | None = UNKNOWN,
 ) -> S:
     """The effective settings of a commune for a namespace."""
     resolved_schema = schema or NAMESPACES.get(namespace)
     if resolved_schema is None:
         raise Invalid("namespace", f"no settings are known under {namespace!r}")
-    layers = await read_layers(session, commune_id, namespace)
+    layers = await read_layers(session, commune_id, namespace, intercommunale_id=intercommunale_id)
     return merge(resolved_schema, layers, namespace=namespace)  # type: ignore[return-value]
 
 

@@ -76,13 +76,17 @@ class TenantSite:
 
 async def load_site(session: AsyncSession, tenant_id: UUID) -> TenantSite | None:
     """Read a commune's snapshot; the caller's scope must allow reading that commune."""
-    commune = await session.get(Commune, tenant_id)
-    if commune is None:
+    row = (
+        await session.execute(
+            select(Commune, Domain.host, Branding)
+            .outerjoin(Domain, (Domain.commune_id == Commune.id) & Domain.is_primary.is_(True))
+            .outerjoin(Branding, Branding.tenant_id == Commune.id)
+            .where(Commune.id == tenant_id)
+        )
+    ).first()
+    if row is None:
         return None
-    primary = await session.scalar(
-        select(Domain.host).where(Domain.commune_id == tenant_id, Domain.is_primary.is_(True))
-    )
-    branding = await session.scalar(select(Branding).where(Branding.tenant_id == tenant_id))
+    commune, primary, branding = row
     modules = await session.scalars(
         select(ModuleActivation.module).where(
             ModuleActivation.tenant_id == tenant_id, ModuleActivation.enabled.is_(True)
@@ -105,5 +109,7 @@ async def load_site(session: AsyncSession, tenant_id: UUID) -> TenantSite | None
         status_notice=dict(commune.status_notice or {}),
         branding=site_branding,
         enabled_modules=frozenset(modules),
-        contact=await resolve(session, tenant_id, "core", CoreSettings),
+        contact=await resolve(
+            session, tenant_id, "core", CoreSettings, intercommunale_id=commune.intercommunale_id
+        ),
     )

@@ -22,6 +22,7 @@ import structlog
 
 from perron.db.scope import tenant_scope
 from perron.i18n import LANGUAGE_COOKIE, negotiate, set_language
+from perron.logging import get_logger
 from perron.runtime import Runtime
 from perron.tenancy.hosts import InvalidHost, split_host_header
 from perron.tenancy.models import LANGUAGES, CommuneStatus
@@ -29,7 +30,7 @@ from perron.tenancy.resolver import Outcome
 from perron.tenancy.site import TenantSite
 from perron.web.pages import STATIC_PREFIX, site_context
 
-log = structlog.get_logger("perron.web")
+log = get_logger("perron.web")
 
 ASGIApp = Callable[[Any, Any, Any], Awaitable[None]]
 ALWAYS_SERVED = (STATIC_PREFIX + "/", "/branding.css", "/favicon.ico")
@@ -152,8 +153,10 @@ class PerronASGI:
             await self.site_app(scope, receive, send)
 
     async def _suspended(self, send: Any, site: TenantSite, language: str) -> None:
-        body = self.runtime.templates.get_template("perron/suspended.html").render(
-            site_context(site, language) | {"notice": site.notice(language)}
+        body = self.runtime.templates.render(
+            "perron/suspended.html",
+            site_context(site, language) | {"notice": site.notice(language)},
+            language,
         )
         await html(send, 503, body, [(b"retry-after", b"3600")])
 
@@ -168,8 +171,8 @@ class PerronASGI:
         await plain(send, 301, f"Moved to {location}\n", [(b"location", location.encode("latin-1"))])
 
     def _choose_language(self, scope: dict[str, Any], offered: Any, send: Any = None) -> tuple[str, Any]:
-        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-        requested = (query.get("lang") or [None])[0]
+        raw_query = scope.get("query_string", b"")
+        requested = (parse_qs(raw_query.decode("latin-1")).get("lang") or [None])[0] if raw_query else None
         cookie_value = None
         cookie_header = _header(scope, b"cookie")
         if cookie_header:

@@ -11,14 +11,10 @@ from __future__ import annotations
 import hmac
 from typing import Any
 
-from jinja2 import Environment
 from litestar import Litestar, Request, Response, get
 from litestar.config.csrf import CSRFConfig
 from litestar.exceptions import HTTPException, NotAuthorizedException
-from litestar.plugins.jinja import JinjaTemplateEngine
-from litestar.response import Template
 from litestar.static_files import create_static_files_router
-from litestar.template.config import TemplateConfig
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from perron import __version__
@@ -28,8 +24,9 @@ from perron.i18n import lazy
 from perron.tenancy.actions import count_communes
 from perron.tenancy.models import CommuneStatus
 from perron.web.errors import error_handler
-from perron.web.pages import STATIC_PREFIX, static_url
+from perron.web.pages import READ_ONLY, STATIC_PREFIX, render, static_url
 from perron.web.site import static_directories
+from perron.web.templating import Templates
 
 LOOPBACK = {"127.0.0.1", "::1"}
 
@@ -47,26 +44,24 @@ _STATUS_WORDS = (
 )
 
 
-@get("/", name="console_status")
-async def status(request: Request[Any, Any, Any]) -> Template:
+@get("/", name="console_status", opt=READ_ONLY)
+async def status(request: Request[Any, Any, Any]) -> Response[str]:
     runtime = request.app.state.runtime
     checks = await runtime.readiness()
     async with runtime.database.session() as session:
         counts = await count_communes(session)
-    return Template(
-        template_name="perron/console/status.html",
-        context={
-            "checks": checks,
-            "healthy": all(value == "ok" for value in checks.values()),
-            "counts": {status: counts.get(status, 0) for status in CommuneStatus},
-            "version": __version__,
-            "language": request.scope["state"].get("language", "en"),
-            "static_url": static_url,
-        },
-    )
+    context = {
+        "checks": checks,
+        "healthy": all(value == "ok" for value in checks.values()),
+        "counts": {status: counts.get(status, 0) for status in CommuneStatus},
+        "version": __version__,
+        "language": request.scope["state"].get("language", "en"),
+        "static_url": static_url,
+    }
+    return render(request, "perron/console/status.html", context)
 
 
-@get("/metrics", name="metrics", media_type=CONTENT_TYPE_LATEST)
+@get("/metrics", name="metrics", media_type=CONTENT_TYPE_LATEST, opt=READ_ONLY)
 async def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
     settings: Settings = request.app.state.runtime.settings
     if settings.metrics_token is not None:
@@ -78,20 +73,20 @@ async def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
-def create_console_app(settings: Settings, environment: Environment, runtime: Any) -> Litestar:
-    handle_error = error_handler(environment, "perron/console/error.html")
+def create_console_app(settings: Settings, templates: Templates, runtime: Any) -> Litestar:
+    handle_error = error_handler(templates, "perron/console/error.html")
     app = Litestar(
         route_handlers=[
             status,
             metrics,
             create_static_files_router(path=STATIC_PREFIX, directories=static_directories(settings)),  # type: ignore[arg-type]
         ],
-        template_config=TemplateConfig(engine=JinjaTemplateEngine.from_environment(environment)),
         csrf_config=CSRFConfig(
             secret=settings.secret(),
             cookie_name="perron_csrf",
             cookie_secure=settings.env == "production",
             cookie_httponly=True,
+            exclude=[f"^{STATIC_PREFIX}/"],
         ),
         exception_handlers={HTTPException: handle_error, PerronError: handle_error, Exception: handle_error},
         request_max_body_size=settings.max_request_body_bytes,
@@ -100,4 +95,5 @@ def create_console_app(settings: Settings, environment: Environment, runtime: An
         logging_config=None,
     )
     app.state.runtime = runtime
+    app.state.templates = templates
     return app

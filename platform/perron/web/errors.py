@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import structlog
-from jinja2 import Environment
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, NotAuthorizedException, PermissionDeniedException
 from sqlalchemy.exc import DBAPIError
@@ -18,9 +16,11 @@ from sqlalchemy.exc import DBAPIError
 from perron.db.scope import IsolationError
 from perron.errors import PerronError
 from perron.i18n import current_language, gettext, lazy
+from perron.logging import get_logger
 from perron.web.pages import site_context
+from perron.web.templating import Templates
 
-log = structlog.get_logger("perron.web.errors")
+log = get_logger("perron.web.errors")
 
 INSUFFICIENT_PRIVILEGE = "42501"
 
@@ -82,7 +82,7 @@ def _wants_json(request: Request[Any, Any, Any]) -> bool:
     return "application/json" in accept and "text/html" not in accept
 
 
-def error_handler(environment: Environment, template: str = "perron/error.html") -> Any:
+def error_handler(templates: Templates, template: str = "perron/error.html") -> Any:
     def handle(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
         status, message = _status_and_message(exc)
         title = gettext(TITLES.get(status, TITLES[500] if status >= 500 else TITLES[400]))
@@ -102,7 +102,7 @@ def error_handler(environment: Environment, template: str = "perron/error.html")
         site = request.scope.get("state", {}).get("site")
         context: dict[str, Any] = site_context(site, language) if site else {"language": language}
         context |= {"status": status, "title": title, "explanation": explanation, "request_id": request_id}
-        body = environment.get_template(template).render(context)
+        body = templates.render(template, context, language)
         return Response(body, status_code=status, media_type=MediaType.HTML, headers=headers)
 
     return handle

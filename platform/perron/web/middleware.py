@@ -11,6 +11,7 @@ Plain ASGI (it runs on every request, before Litestar, so it must be cheap):
 
 from __future__ import annotations
 
+import functools
 import secrets
 import time
 from typing import Any
@@ -19,11 +20,12 @@ import structlog
 from prometheus_client import Counter, Histogram
 
 from perron.audit import request_context
+from perron.logging import get_logger
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
 
-access_log = structlog.get_logger("perron.access")
+access_log = get_logger("perron.access")
 
 REQUESTS = Counter("perron_http_requests_total", "HTTP responses sent", ["site", "method", "status"])
 LATENCY = Histogram(
@@ -32,6 +34,18 @@ LATENCY = Histogram(
     ["site"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+
+
+@functools.cache
+def _requests(site: str, method: str, status: int) -> Any:
+    """Metric children looked up once per label set, not on every request."""
+    return REQUESTS.labels(site, method, str(status))
+
+
+@functools.cache
+def _latency(site: str) -> Any:
+    return LATENCY.labels(site)
+
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
@@ -62,8 +76,9 @@ class RequestMiddleware:
             await self._handle(scope, receive, send, request_id)
 
     async def _handle(self, scope: Scope, receive: Any, send: Any, request_id: str) -> None:
-        structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(request_id=request_id)
+        # Servers run each request in a task of its own context; binding overwrites what a
+        # previous request in the same context (tests, in-process clients) left behind.
+        structlog.contextvars.bind_contextvars(request_id=request_id, tenant=None)
         scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
         status = 500
@@ -88,8 +103,8 @@ class RequestMiddleware:
             elapsed = time.perf_counter() - started
             state = scope.get("state", {})
             site_kind = state.get("site_kind", "none")
-            REQUESTS.labels(site_kind, scope["method"], str(status)).inc()
-            LATENCY.labels(site_kind).observe(elapsed)
+            _requests(site_kind, scope["method"], status).inc()
+            _latency(site_kind).observe(elapsed)
             access_log.info(
                 "http.request",
                 method=scope["method"],
@@ -99,4 +114,3 @@ class RequestMiddleware:
                 host=state.get("host"),
                 tenant=state.get("tenant"),
             )
-            structlog.contextvars.clear_contextvars()

@@ -4,10 +4,40 @@ from __future__ import annotations
 
 from typing import Any
 
-from perron.i18n import language_name
+from litestar import MediaType, Request, Response
+from litestar.types import Empty
+from litestar.utils.scope.state import ScopeState
+from markupsafe import Markup
+
+from perron.i18n import current_language, language_name
 from perron.tenancy.site import TenantSite
+from perron.web.templating import Templates
 
 STATIC_PREFIX = "/static"
+CSRF_INPUT = Markup('<input type="hidden" name="_csrf_token" value="{}">')
+
+READ_ONLY = {"exclude_from_csrf": True}
+"""Route option of a page that shows no form and changes nothing: it mints no CSRF cookie
+(visitors who only read get no cookie at all). Never put it on a page with a form."""
+
+
+def render(
+    request: Request[Any, Any, Any], template: str, context: dict[str, Any], status_code: int = 200
+) -> Response[str]:
+    """Render a template with Jinja directly (Litestar's Template response costs more than
+    the rendering of a small page) and add the CSRF token for forms."""
+    templates: Templates = request.app.state.templates
+    token = ScopeState.from_scope(request.scope).csrf_token
+    csrf = "" if token is Empty else token
+    context = context | {
+        "csrf_token": csrf,
+        "csrf_input": Markup('<input type="hidden" name="_csrf_token" value="{}">').format(csrf)
+        if csrf
+        else "",
+    }
+    language = request.scope.get("state", {}).get("language") or current_language()
+    body = templates.render(template, context, language)
+    return Response(body, status_code=status_code, media_type=MediaType.HTML)
 
 
 def static_url(path: str) -> str:

@@ -10,22 +10,19 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment
 from litestar import Litestar, Request, Response, get
 from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import CacheControlHeader
 from litestar.exceptions import HTTPException
-from litestar.plugins.jinja import JinjaTemplateEngine
-from litestar.response import Template
 from litestar.static_files import create_static_files_router
-from litestar.template.config import TemplateConfig
 
 from perron.config import Settings
 from perron.db.scope import IsolationError
 from perron.errors import PerronError
 from perron.tenancy.site import TenantSite
 from perron.web.errors import error_handler
-from perron.web.pages import STATIC_PREFIX, site_context
+from perron.web.pages import READ_ONLY, STATIC_PREFIX, render, site_context
+from perron.web.templating import Templates
 
 SiteRequest = Request[Any, Any, Any]
 
@@ -35,22 +32,20 @@ def current_site(request: SiteRequest) -> TenantSite:
     return site
 
 
-def page(request: SiteRequest, template: str, **context: Any) -> Template:
+def page(request: SiteRequest, template: str, *, status_code: int = 200, **context: Any) -> Response[str]:
     """Render a page of the commune's site with the context every page needs."""
     state = request.scope["state"]
-    return Template(
-        template_name=template,
-        context=site_context(state["site"], state["language"], path=request.url.path) | context,
-    )
+    base = site_context(state["site"], state["language"], path=request.scope["path"])
+    return render(request, template, base | context, status_code)
 
 
-@get("/", name="home", cache_control=CacheControlHeader(no_cache=True))
-async def home(request: SiteRequest) -> Template:
+@get("/", name="home", cache_control=CacheControlHeader(no_cache=True), opt=READ_ONLY)
+async def home(request: SiteRequest) -> Response[str]:
     site = current_site(request)
     return page(request, "perron/home.html", contact=site.contact, services=[])
 
 
-@get("/branding.css", name="branding_css", media_type="text/css")
+@get("/branding.css", name="branding_css", media_type="text/css", opt=READ_ONLY)
 async def branding_css(request: SiteRequest) -> Response[str]:
     site = current_site(request)
     current = request.query_params.get("v") == site.branding.css_version
@@ -64,8 +59,8 @@ def static_directories(settings: Settings) -> list[Path]:
     return [path for path in (theme_static, platform_static) if path.is_dir()]
 
 
-def create_site_app(settings: Settings, environment: Environment, runtime: Any) -> Litestar:
-    handle_error = error_handler(environment)
+def create_site_app(settings: Settings, templates: Templates, runtime: Any) -> Litestar:
+    handle_error = error_handler(templates)
     app = Litestar(
         route_handlers=[
             home,
@@ -76,13 +71,13 @@ def create_site_app(settings: Settings, environment: Environment, runtime: Any) 
                 cache_control=CacheControlHeader(max_age=86400, public=True),
             ),
         ],
-        template_config=TemplateConfig(engine=JinjaTemplateEngine.from_environment(environment)),
         csrf_config=CSRFConfig(
             secret=settings.secret(),
             cookie_name="perron_csrf",
             cookie_secure=settings.env == "production",
             cookie_httponly=True,
             cookie_samesite="lax",
+            exclude=[f"^{STATIC_PREFIX}/"],
         ),
         exception_handlers={
             HTTPException: handle_error,
@@ -96,4 +91,5 @@ def create_site_app(settings: Settings, environment: Environment, runtime: Any) 
         logging_config=None,
     )
     app.state.runtime = runtime
+    app.state.templates = templates
     return app
