@@ -240,7 +240,7 @@ def main() -> None:
     hosts = prepare_database(env, args.tenants)
 
     RESULTS.mkdir(parents=True, exist_ok=True)
-    perron_port, bare_port = free_port(), free_port()
+    perron_port, bare_port, uncached_port = free_port(), free_port(), free_port()
     python = sys.executable
     perron = start(
         [python, "-m", "perron", "serve", "--port", str(perron_port)],
@@ -253,6 +253,12 @@ def main() -> None:
         env,
         RESULTS / "bare-server.log",
         bare_port,
+    )
+    uncached = start(
+        [python, "-m", "perron", "serve", "--port", str(uncached_port)],
+        env | {"PERRON_PAGE_CACHE_SIZE": "0"},
+        RESULTS / "perron-uncached-server.log",
+        uncached_port,
     )
     try:
         script = Path(tempfile.mkdtemp()) / "random_host.lua"
@@ -285,17 +291,24 @@ def main() -> None:
         results["c_many"] = wrk(
             perron_url, seconds=args.duration, connections=args.connections, script=script
         )
+        print("(b') a commune's home page rendered on every request (page cache off)…")
+        uncached_url = f"http://127.0.0.1:{uncached_port}/"
+        wrk(uncached_url, seconds=3, connections=args.connections, host="hannut.localhost")
+        results["b_rendered"] = wrk(
+            uncached_url, seconds=args.duration, connections=args.connections, host="hannut.localhost"
+        )
         half = results["b_home"]["rps"] / 2
         print(f"(b) at half load ({half:.0f} requests/s)…")
         results["b_half_load"] = hey_at_rate(perron_url, "hannut.localhost", half, args.duration)
     finally:
-        for process in (perron, bare):
+        for process in (perron, bare, uncached):
             process.terminate()
             process.wait(timeout=20)
 
     a, b, c = results["a_bare"], results["b_home"], results["c_many"]
     results["b_over_a"] = round(b["rps"] / a["rps"], 3)
     results["c_over_b"] = round(c["rps"] / b["rps"], 3)
+    results["rendered_over_a"] = round(results["b_rendered"]["rps"] / a["rps"], 3)
     out = RESULTS / f"http-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.write_text(json.dumps(results, indent=2))
     print()
@@ -305,6 +318,7 @@ def main() -> None:
         ("(a) bare Litestar endpoint", a),
         ("(b) home page, one commune", b),
         (f"(c) home page, {args.tenants} communes, random host", c),
+        ("(b') home page, page cache off", results["b_rendered"]),
     ):
         print(f"{label:<44}{row['rps']:>10.0f}{row['p50_ms']:>10.2f}{row['p99_ms']:>10.2f}")
     half_row = results["b_half_load"]
@@ -315,8 +329,9 @@ def main() -> None:
     print()
     print(f"(b)/(a) = {results['b_over_a']:.0%}  (target >= 35%)")
     print(f"(c)/(b) = {results['c_over_b']:.0%}  (target >= 90%)")
+    print(f"(b')/(a) = {results['rendered_over_a']:.0%}  (every request rendered; for reference)")
     print(f"p99 of (b) at half load = {half_row['p99_ms']:.1f} ms  (target < 50 ms)")
-    errors = a["non_2xx"] + b["non_2xx"] + c["non_2xx"]
+    errors = sum(row["non_2xx"] for row in (a, b, c, results["b_rendered"]))
     if errors:
         print(f"WARNING: {errors} responses were not 2xx/3xx: the figures are not valid")
     print(f"Saved {out}")

@@ -7,9 +7,10 @@ from typing import Any
 from uuid import UUID
 
 from advanced_alchemy.exceptions import NotFoundError
-from litestar import Request, Response, get, post
+from litestar import Request, get, post
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, JSONBody
+from litestar.response.base import ASGIResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from perron.audit import AuditEntry
@@ -30,7 +31,7 @@ def _public(entry: AuditEntry) -> dict[str, Any]:
 
 
 @get("/_probe/form")
-async def form(request: Request[Any, Any, Any]) -> Response[str]:
+async def form(request: Request[Any, Any, Any]) -> ASGIResponse:
     return page(request, "probe/form.html")
 
 

@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     tenant_cache_ttl_seconds: float = Field(default=300.0, gt=0)
     tenant_cache_size: int = Field(default=20_000, ge=100)
 
+    page_cache_size: int = Field(default=2000, ge=0)
+    """Rendered public pages kept per process for anonymous visitors; 0 turns it off."""
+
     metrics_token: SecretStr | None = None
     """Bearer token required by ``/metrics`` on the console host; none means loopback only."""
 

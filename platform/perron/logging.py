@@ -13,6 +13,7 @@ import logging
 import sys
 import threading
 from collections.abc import MutableMapping
+from dataclasses import dataclass, field
 from typing import IO, Any
 
 import orjson
@@ -25,19 +26,32 @@ def _json(event: Any, **_: Any) -> str:
     return orjson.dumps(event, default=str).decode()
 
 
-class _LineWriter:
-    """structlog logger writing whole lines to a stream, under a lock shared with the
-    standard library's handler so lines of the two never interleave."""
+@dataclass
+class _Sink:
+    """Where log lines go, at which level and in which format. Loggers are cached on first
+    use (a request must not rebuild one), so they read these at each call instead of
+    capturing them: a later ``configure_logging`` still applies to them."""
 
-    def __init__(self, stream: IO[str], lock: threading.RLock, name: str) -> None:
-        self._stream = stream
-        self._lock = lock
+    stream: IO[str] = field(default_factory=lambda: sys.stdout)
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    level: int = logging.INFO
+    renderer: Any = None
+
+
+_sink = _Sink()
+
+
+class _LineWriter:
+    """structlog logger writing whole lines, under the lock the standard library's
+    handler also takes, so lines of the two never interleave."""
+
+    def __init__(self, name: str) -> None:
         self.name = name
 
     def msg(self, message: str) -> None:
-        with self._lock:
-            self._stream.write(message + "\n")
-            self._stream.flush()
+        with _sink.lock:
+            _sink.stream.write(message + "\n")
+            _sink.stream.flush()
 
     log = debug = info = warn = warning = error = critical = exception = fatal = failure = err = msg
 
@@ -46,6 +60,18 @@ class _LockedHandler(logging.StreamHandler):  # type: ignore[type-arg,unused-ign
     def __init__(self, stream: IO[str], lock: threading.RLock) -> None:
         super().__init__(stream)
         self.lock = lock  # type: ignore[assignment]
+
+
+_LEVELS = {name: value for value, name in logging._levelToName.items()}
+_LEVELS |= {"warn": logging.WARNING, "exception": logging.ERROR, "critical": logging.CRITICAL}
+
+
+def _level_gate(
+    logger: Any, method_name: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    if _LEVELS.get(method_name.upper(), logging.INFO) < _sink.level:
+        raise structlog.DropEvent
+    return event_dict
 
 
 def _add_logger_name(
@@ -58,47 +84,56 @@ def _add_logger_name(
     return event_dict
 
 
+def _render(logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> str:
+    return str(_sink.renderer(logger, method_name, event_dict))
+
+
+_SHARED: list[Any] = [
+    structlog.contextvars.merge_contextvars,
+    structlog.processors.add_log_level,
+    structlog.processors.TimeStamper(fmt="iso", utc=True),
+    _add_logger_name,
+]
+
+structlog.configure(
+    processors=[_level_gate, *_SHARED, structlog.processors.format_exc_info, _render],
+    wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG),
+    logger_factory=lambda *args: _LineWriter(args[0] if args else "perron"),
+    cache_logger_on_first_use=True,
+)
+
+
 def configure_logging(settings: Settings, *, stream: IO[str] | None = None) -> None:
-    target = stream or sys.stdout
-    lock = threading.RLock()
-    level = logging.getLevelName(settings.log_level)
-    shared: list[structlog.types.Processor] = [
-        structlog.contextvars.merge_contextvars,
-        structlog.processors.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
-    ]
-    renderer: structlog.types.Processor = (
-        _json_renderer() if settings.log_format == "json" else structlog.dev.ConsoleRenderer(colors=False)
-    )
-    structlog.configure(
-        processors=[*shared, _add_logger_name, structlog.processors.format_exc_info, renderer],
-        wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=lambda *args: _LineWriter(target, lock, args[0] if args else "perron"),
-        cache_logger_on_first_use=False,
+    """Send every log line, Perron's and the libraries', to ``stream`` (standard output)."""
+    _sink.stream = stream or sys.stdout
+    _sink.level = logging.getLevelName(settings.log_level)
+    _sink.renderer = (
+        structlog.processors.JSONRenderer(serializer=_json)
+        if settings.log_format == "json"
+        else structlog.dev.ConsoleRenderer(colors=False)
     )
     formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=[*shared, _add_logger_name],
+        foreign_pre_chain=_SHARED,
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
-            renderer,
+            _render,
         ],
     )
-    handler = _LockedHandler(target, lock)
+    handler = _LockedHandler(_sink.stream, _sink.lock)
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level)
+    root.setLevel(_sink.level)
     for name, floor in (("sqlalchemy.engine", logging.WARNING), ("uvicorn.access", logging.WARNING)):
-        logging.getLogger(name).setLevel(max(floor, level))
+        logging.getLogger(name).setLevel(max(floor, _sink.level))
     logging.getLogger("uvicorn.access").disabled = True  # Perron's access line has the tenant and request id
     for name in ("uvicorn", "uvicorn.error", "dramatiq"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
 
 
-def _json_renderer() -> structlog.types.Processor:
-    return structlog.processors.JSONRenderer(serializer=_json)
+_sink.renderer = structlog.processors.JSONRenderer(serializer=_json)
 
 
 def get_logger(name: str) -> Any:

@@ -14,6 +14,7 @@ from typing import Any
 from litestar import Litestar, Request, Response, get
 from litestar.config.csrf import CSRFConfig
 from litestar.exceptions import HTTPException, NotAuthorizedException
+from litestar.response.base import ASGIResponse
 from litestar.static_files import create_static_files_router
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -45,7 +46,7 @@ _STATUS_WORDS = (
 
 
 @get("/", name="console_status", opt=READ_ONLY)
-async def status(request: Request[Any, Any, Any]) -> Response[str]:
+async def status(request: Request[Any, Any, Any]) -> ASGIResponse:
     runtime = request.app.state.runtime
     checks = await runtime.readiness()
     async with runtime.database.session() as session:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import MediaType, Request, Response
+from litestar import MediaType, Request
+from litestar.response.base import ASGIResponse
 from litestar.types import Empty
 from litestar.utils.scope.state import ScopeState
 from markupsafe import Markup
@@ -14,6 +15,8 @@ from perron.tenancy.site import TenantSite
 from perron.web.templating import Templates
 
 STATIC_PREFIX = "/static"
+PAGE_HEADERS = {"cache-control": "no-cache"}
+"""Pages may be stored by browsers but are checked again before each use."""
 CSRF_INPUT = Markup('<input type="hidden" name="_csrf_token" value="{}">')
 
 READ_ONLY = {"exclude_from_csrf": True}
@@ -23,9 +26,10 @@ READ_ONLY = {"exclude_from_csrf": True}
 
 def render(
     request: Request[Any, Any, Any], template: str, context: dict[str, Any], status_code: int = 200
-) -> Response[str]:
-    """Render a template with Jinja directly (Litestar's Template response costs more than
-    the rendering of a small page) and add the CSRF token for forms."""
+) -> ASGIResponse:
+    """Render a template with Jinja directly into Litestar's low-level response (its
+    Template and Response objects cost more than rendering a small page) and add the CSRF
+    token for forms."""
     templates: Templates = request.app.state.templates
     token = ScopeState.from_scope(request.scope).csrf_token
     csrf = "" if token is Empty else token
@@ -37,7 +41,12 @@ def render(
     }
     language = request.scope.get("state", {}).get("language") or current_language()
     body = templates.render(template, context, language)
-    return Response(body, status_code=status_code, media_type=MediaType.HTML)
+    return ASGIResponse(
+        body=body.encode(),
+        status_code=status_code,
+        media_type=MediaType.HTML,
+        headers=PAGE_HEADERS,
+    )
 
 
 def static_url(path: str) -> str:

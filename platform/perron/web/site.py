@@ -10,10 +10,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from cachetools import LRUCache
 from litestar import Litestar, Request, Response, get
 from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import CacheControlHeader
 from litestar.exceptions import HTTPException
+from litestar.middleware import DefineMiddleware
+from litestar.response.base import ASGIResponse
 from litestar.static_files import create_static_files_router
 
 from perron.config import Settings
@@ -21,6 +24,7 @@ from perron.db.scope import IsolationError
 from perron.errors import PerronError
 from perron.tenancy.site import TenantSite
 from perron.web.errors import error_handler
+from perron.web.page_cache import PUBLIC_PAGE, PageCacheMiddleware
 from perron.web.pages import READ_ONLY, STATIC_PREFIX, render, site_context
 from perron.web.templating import Templates
 
@@ -32,15 +36,15 @@ def current_site(request: SiteRequest) -> TenantSite:
     return site
 
 
-def page(request: SiteRequest, template: str, *, status_code: int = 200, **context: Any) -> Response[str]:
+def page(request: SiteRequest, template: str, *, status_code: int = 200, **context: Any) -> ASGIResponse:
     """Render a page of the commune's site with the context every page needs."""
     state = request.scope["state"]
     base = site_context(state["site"], state["language"], path=request.scope["path"])
     return render(request, template, base | context, status_code)
 
 
-@get("/", name="home", cache_control=CacheControlHeader(no_cache=True), opt=READ_ONLY)
-async def home(request: SiteRequest) -> Response[str]:
+@get("/", name="home", opt=PUBLIC_PAGE)
+async def home(request: SiteRequest) -> ASGIResponse:
     site = current_site(request)
     return page(request, "perron/home.html", contact=site.contact, services=[])
 
@@ -61,6 +65,9 @@ def static_directories(settings: Settings) -> list[Path]:
 
 def create_site_app(settings: Settings, templates: Templates, runtime: Any) -> Litestar:
     handle_error = error_handler(templates)
+    page_cache = (
+        LRUCache[tuple[Any, ...], Any](settings.page_cache_size) if settings.page_cache_size else None
+    )
     app = Litestar(
         route_handlers=[
             home,
@@ -85,6 +92,7 @@ def create_site_app(settings: Settings, templates: Templates, runtime: Any) -> L
             IsolationError: handle_error,
             Exception: handle_error,
         },
+        middleware=[DefineMiddleware(PageCacheMiddleware, cache=page_cache)],  # type: ignore[arg-type]
         request_max_body_size=settings.max_request_body_bytes,
         debug=False,
         openapi_config=None,
