@@ -53,6 +53,10 @@ class CacheInvalidation(Base):
     hosts: Mapped[bool] = mapped_column(Boolean, default=False, comment="the host -> commune map changed")
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
 
+    # Ids must never be reused (processes skip ids they have seen): SQLite would restart
+    # them once the prune empties the table, unless told AUTOINCREMENT.
+    __table_args__ = {"sqlite_autoincrement": True}  # noqa: RUF012
+
 
 @dataclass(frozen=True, slots=True)
 class Invalidation:

@@ -59,16 +59,21 @@ def servers(env: dict[str, str], count: int = 2) -> Iterator[list[int]]:
 
 def _wait_ready(port: int, process: subprocess.Popen[Any]) -> None:
     started = time.monotonic()
+    last = "no answer"
     while time.monotonic() - started < 60:
         if process.poll() is not None:
             raise RuntimeError(f"server exited: {process.stderr.read().decode() if process.stderr else ''}")
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+            answer = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=3)
+            if answer.status_code == 200:
                 return
-        except httpx.HTTPError:
-            pass
+            last = answer.text
+        except httpx.HTTPError as error:
+            last = repr(error)
         time.sleep(0.1)
-    raise TimeoutError(f"server on port {port} not ready")
+    process.terminate()
+    output = process.stderr.read().decode()[-3000:] if process.stderr else ""
+    raise TimeoutError(f"server on port {port} not ready: {last}\n{output}")
 
 
 def fetch(port: int, host: str, path: str = "/") -> httpx.Response:

@@ -32,6 +32,7 @@ def upgrade() -> None:
         sa.Column("hosts", sa.Boolean(), nullable=False, comment="the host -> commune map changed"),
         sa.Column("created_at", advanced_alchemy.types.DateTimeUTC(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_cache_invalidations")),
+        sqlite_autoincrement=True,
     )
     with op.batch_alter_table("cache_invalidations", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_cache_invalidations_created_at"), ["created_at"], unique=False)
