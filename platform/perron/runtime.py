@@ -19,7 +19,7 @@ from perron import models as _models
 from perron.cache import Invalidation, InvalidationService, hub
 from perron.config import Settings
 from perron.db.engine import Database
-from perron.db.migrate import script_heads, sync_url
+from perron.db.migrate import missing_heads, sync_url
 from perron.errors import PerronError
 from perron.jobs.runtime import Jobs
 from perron.logging import get_logger
@@ -95,7 +95,6 @@ class Runtime:
         self.resolver.invalidate(notice.tenant_id, hosts=notice.hosts)
 
     def check_schema(self) -> None:
-        expected = script_heads(self.settings)
         engine = create_engine(sync_url(self.settings.database))
         try:
             with engine.connect() as connection:
@@ -106,10 +105,11 @@ class Runtime:
             current = set()
         finally:
             engine.dispose()
-        if current != expected:
+        missing = missing_heads(self.settings, current)
+        if missing:
             raise SchemaNotReady(
                 "the database schema is not up to date "
-                f"(database at {sorted(current) or 'nothing'}, code needs {sorted(expected)}): "
+                f"(database at {sorted(current) or 'nothing'}, missing {sorted(missing)}): "
                 "run `perron db upgrade`"
             )
 

@@ -44,7 +44,8 @@ def current(ctx: click.Context) -> None:
     expected = migrate.script_heads(settings)
     out.print(f"database: {', '.join(sorted(heads)) or 'empty'}")
     out.print(f"code:     {', '.join(sorted(expected))}")
-    out.print("up to date" if heads == expected else "migrations pending: run `perron db upgrade`")
+    missing = migrate.missing_heads(settings, heads)
+    out.print("up to date" if not missing else "migrations pending: run `perron db upgrade`")
 
 
 @db.command()

@@ -98,8 +98,19 @@ def script_heads(settings: Settings) -> set[str]:
     return set(ScriptDirectory.from_config(alembic_config(settings)).get_heads())
 
 
+def missing_heads(settings: Settings, applied_heads: set[str]) -> set[str]:
+    """Heads of the code's migrations the database has not reached. A module branch that
+    ``depends_on`` the platform's leaves only its own head recorded, so heads are compared
+    through ancestry, not as sets."""
+    script = ScriptDirectory.from_config(alembic_config(settings))
+    reached: set[str] = set()
+    if applied_heads:
+        reached = {revision.revision for revision in script.iterate_revisions(tuple(applied_heads), "base")}
+    return set(script.get_heads()) - reached
+
+
 def pending(settings: Settings) -> bool:
-    return current_heads(settings) != script_heads(settings)
+    return bool(missing_heads(settings, current_heads(settings)))
 
 
 def grant_application_role(settings: Settings) -> None:
