@@ -197,12 +197,12 @@ class InvalidationService:
             )
             for row in rows:
                 hub.deliver(Invalidation(row.id, row.commune_id, row.hosts))
-            if utcnow() - self._last_prune > dt.timedelta(minutes=1):
-                self._last_prune = utcnow()
+        if utcnow() - self._last_prune > dt.timedelta(minutes=1):
+            self._last_prune = utcnow()
+            async with self.database.transaction() as session:
                 await session.execute(
                     delete(CacheInvalidation).where(CacheInvalidation.created_at < utcnow() - KEEP_NOTICES)
                 )
-                await session.commit()
 
     async def _poll_forever(self) -> None:
         while True:

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import REDIS_URL, MakeCommune, settings_env
+from tests.conftest import REDIS_URL, settings_env
 
 pytestmark = pytest.mark.slow
 DEADLINE = 5.0
@@ -113,10 +113,26 @@ def env(request: pytest.FixtureRequest, settings) -> dict[str, str]:
     return values
 
 
-async def test_branding_domain_and_status_changes_reach_every_server(
-    env: dict[str, str], make_commune: MakeCommune, request: pytest.FixtureRequest
+def test_branding_domain_and_status_changes_reach_every_server(
+    env: dict[str, str], request: pytest.FixtureRequest
 ) -> None:
-    await make_commune("alpha")
+    # Synchronous on purpose: the test drives other processes and must not hold this
+    # process's event loop (and whatever its tasks hold) while it waits on them.
+    perron(
+        env,
+        "tenants",
+        "create",
+        "alpha",
+        "--nis",
+        "12345",
+        "--name",
+        "fr=Alpha",
+        "--language",
+        "fr",
+        "--domain",
+        "alpha.test",
+        "--active",
+    )
     with servers(env) as ports:
         for port in ports:  # warm both caches
             assert "/branding.css?v=" in fetch(port, "alpha.test").text

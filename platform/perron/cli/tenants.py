@@ -352,7 +352,7 @@ async def apply_folder(
         try:
             async with command_runtime(settings) as runtime:
                 with acting_as(command_line_actor()), platform_scope(f"perron tenants apply {directory}"):
-                    async with runtime.database.session() as session, session.begin() as transaction:
+                    async with runtime.database.transaction() as session:
                         reports = await apply_definitions(
                             session,
                             definitions,
@@ -363,10 +363,17 @@ async def apply_folder(
                             ),
                         )
                         if dry_run:
-                            await transaction.rollback()
+                            raise _DryRun(reports)
+        except _DryRun as done:
+            return done.reports
         except DefinitionError as error:
             fail("the definitions cannot be applied; nothing was changed:\n  " + "\n  ".join(error.problems))
     return reports
+
+
+class _DryRun(Exception):  # not an error: how a dry run rolls back
+    def __init__(self, reports: list[Report]) -> None:
+        self.reports = reports
 
 
 def print_reports(reports: list[Report], *, dry_run: bool = False) -> None:

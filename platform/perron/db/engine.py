@@ -14,6 +14,9 @@ from sqlalchemy.pool import NullPool
 # Importing these registers lock 1 and lock 2 on every Session.
 from perron.db import guard, hooks, rls  # noqa: F401
 
+WRITE_OPTION = "perron_write"
+"""Execution option marking a transaction that will write (SQLite locks for it up front)."""
+
 
 class IsolationNotEnforced(RuntimeError):
     """The database connection would let one commune read another's rows."""
@@ -37,11 +40,12 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     """Real transactions on SQLite: the driver's own handling defers BEGIN and breaks
     savepoints, so SQLAlchemy emits BEGIN itself (the documented recipe).
 
-    ``BEGIN IMMEDIATE`` takes the write lock at the start: in WAL mode a transaction that
-    read first and writes later fails at once (SQLITE_BUSY_SNAPSHOT, no waiting) when
-    another writer committed in between, which the jobs running beside the web requests
-    make likely. Waiting for the lock instead serialises writers, which suits the
-    single-machine embedded deployment; PostgreSQL is for more."""
+    Write transactions (:meth:`Database.transaction`) begin with ``BEGIN IMMEDIATE``, taking
+    the write lock at the start: in WAL mode a transaction that reads first and writes later
+    fails at once (SQLITE_BUSY_SNAPSHOT, no waiting) when another writer committed in
+    between, which jobs running beside requests make likely; waiting for the lock instead
+    serialises writers, which suits the single-machine embedded deployment. Read sessions
+    begin with a plain ``BEGIN`` and never block anyone (WAL readers do not)."""
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: object) -> None:
@@ -58,8 +62,10 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        if connection.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        options = connection.get_execution_options()
+        if options.get("isolation_level") == "AUTOCOMMIT":
+            return
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if options.get(WRITE_OPTION) else "BEGIN")
 
 
 class Database:
@@ -78,7 +84,7 @@ class Database:
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
-        """A session; the caller commits. Leaving it rolls back what was not committed."""
+        """A session for reading. Leaving it rolls back; write through :meth:`transaction`."""
         async with self.sessionmaker() as session:
             yield session
 
@@ -86,6 +92,8 @@ class Database:
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A session inside one transaction, committed when the block ends without error."""
         async with self.sessionmaker() as session, session.begin():
+            if self.dialect == "sqlite":
+                await session.connection(execution_options={"perron_write": True})  # WRITE_OPTION
             yield session
 
     async def ping(self) -> None:
