@@ -7,6 +7,7 @@ Each wait is bounded generously (this machine is shared); the time it took is pr
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
@@ -113,11 +114,16 @@ def env(request: pytest.FixtureRequest, settings) -> dict[str, str]:
     return values
 
 
-def test_branding_domain_and_status_changes_reach_every_server(
+async def test_branding_domain_and_status_changes_reach_every_server(
     env: dict[str, str], request: pytest.FixtureRequest
 ) -> None:
-    # Synchronous on purpose: the test drives other processes and must not hold this
-    # process's event loop (and whatever its tasks hold) while it waits on them.
+    # Everything that waits on another process runs in a thread: this process's event loop
+    # must keep going, or a background task paused inside a transaction would hold SQLite's
+    # write lock that the other processes wait for.
+    await asyncio.to_thread(_scenario, env, request.node.callspec.id)
+
+
+def _scenario(env: dict[str, str], label: str) -> None:
     perron(
         env,
         "tenants",
@@ -144,13 +150,13 @@ def test_branding_domain_and_status_changes_reach_every_server(
         took = wait_until(
             lambda: all("#003366" in fetch(port, "alpha.test", "/branding.css").text for port in ports)
         )
-        print(f"\n[{request.node.callspec.id}] branding reached both servers in {took * 1000:.0f} ms")
+        print(f"\n[{label}] branding reached both servers in {took * 1000:.0f} ms")
 
         perron(env, "domains", "add", "alpha", "www.alpha.test")
         took = wait_until(lambda: all(fetch(port, "www.alpha.test").status_code == 301 for port in ports))
-        print(f"[{request.node.callspec.id}] new domain reached both servers in {took * 1000:.0f} ms")
+        print(f"[{label}] new domain reached both servers in {took * 1000:.0f} ms")
 
         perron(env, "tenants", "suspend", "alpha", "--notice", "fr=Fermé pour travaux")
         took = wait_until(lambda: all(fetch(port, "alpha.test").status_code == 503 for port in ports))
-        print(f"[{request.node.callspec.id}] suspension reached both servers in {took * 1000:.0f} ms")
+        print(f"[{label}] suspension reached both servers in {took * 1000:.0f} ms")
         assert "Fermé pour travaux" in fetch(ports[1], "alpha.test").text

@@ -171,6 +171,11 @@ class Jobs:
         """Hand waiting outbox messages to the broker; returns how many were handed over."""
         postgres = self.database.dialect == "postgresql"
         with platform_scope("relay queued jobs to the broker"):
+            # Most sweeps find nothing: look before taking a write transaction (on SQLite
+            # that is the database's one write lock).
+            async with self.database.session() as session:
+                if await session.scalar(select(OutboxMessage.id).limit(1)) is None:
+                    return 0
             async with self.database.transaction() as session:
                 query = select(OutboxMessage).order_by(OutboxMessage.created_at).limit(limit)
                 if postgres:
