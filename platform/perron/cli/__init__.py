@@ -36,8 +36,8 @@ def _quiet_logging(settings: Settings) -> None:
     """Commands print their own report; only warnings from the libraries reach stderr."""
     from perron.logging import configure_logging
 
-    configure_logging(settings, stream=sys.stderr)
-    logging.getLogger().setLevel(max(logging.WARNING, logging.getLevelName(settings.log_level)))
+    quiet = max(logging.WARNING, logging.getLevelName(settings.log_level))
+    configure_logging(settings.model_copy(update={"log_level": logging.getLevelName(quiet)}), stream=sys.stderr)
 
 
 main.add_command(serve.serve)
