@@ -37,7 +37,9 @@ def _quiet_logging(settings: Settings) -> None:
     from perron.logging import configure_logging
 
     quiet = max(logging.WARNING, logging.getLevelName(settings.log_level))
-    configure_logging(settings.model_copy(update={"log_level": logging.getLevelName(quiet)}), stream=sys.stderr)
+    configure_logging(
+        settings.model_copy(update={"log_level": logging.getLevelName(quiet)}), stream=sys.stderr
+    )
 
 
 main.add_command(serve.serve)

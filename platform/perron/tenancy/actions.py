@@ -12,7 +12,6 @@ scope (operators, intercommunales, ``perron`` commands).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from enum import Enum
 from typing import Any
 from uuid import UUID
 
@@ -23,6 +22,7 @@ from perron import audit
 from perron.cache import invalidate
 from perron.db.repository import ensure_tenant
 from perron.errors import Conflict, Invalid, NotFound
+from perron.sentinels import NOT_GIVEN, NotGiven
 from perron.tenancy.branding import BrandingError, validate_palette
 from perron.tenancy.models import (
     DEFAULT_PALETTE,
@@ -39,13 +39,6 @@ from perron.tenancy.models import (
 )
 from perron.tenancy.settings import NAMESPACES, read_layers, validate_values
 from perron.tenancy.validation import check_domain, check_languages, check_names, check_nis_code, check_slug
-
-
-class Keep(Enum):
-    """Marks an argument left out: keep the current value (None means "set to nothing")."""
-
-    KEEP = "keep"
-
 
 # Lookups ------------------------------------------------------------------------------
 
@@ -203,7 +196,7 @@ async def update_commune(
     names: Mapping[str, str] | None = None,
     languages: list[str] | None = None,
     nis_code: str | None = None,
-    intercommunale: str | Keep | None = Keep.KEEP,
+    intercommunale: str | NotGiven | None = NOT_GIVEN,
 ) -> bool:
     """Change what identifies a commune; returns whether anything changed."""
     ensure_tenant(commune.id)
@@ -215,7 +208,7 @@ async def update_commune(
         if holder:
             raise Conflict(f"NIS code {new_nis} already belongs to commune {holder!r}")
     new_body_id = commune.intercommunale_id
-    if intercommunale is not Keep.KEEP:
+    if intercommunale is not NOT_GIVEN:
         new_body_id = (await get_intercommunale(session, intercommunale)).id if intercommunale else None
     before = {
         "names": dict(commune.names),

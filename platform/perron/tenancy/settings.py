@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from perron.db.repository import ensure_tenant
 from perron.errors import Invalid
 from perron.logging import get_logger
+from perron.sentinels import NOT_GIVEN, NotGiven
 from perron.tenancy.models import Commune, CommuneSettings, IntercommunaleSettings, PlatformSettings
 
 log = get_logger("perron.settings")
@@ -50,13 +51,6 @@ NAMESPACES: dict[str, type[BaseModel]] = {"core": CoreSettings}
 """Known namespaces and their schemas; modules add theirs when they are loaded."""
 
 
-class Unknown:
-    """Marks an argument the caller does not know (None is a real value: no intercommunale)."""
-
-
-UNKNOWN = Unknown()
-
-
 @dataclass(frozen=True)
 class Layers:
     platform: dict[str, Any]
@@ -70,7 +64,7 @@ async def read_layers(
     commune_id: UUID,
     namespace: str,
     *,
-    intercommunale_id: UUID | Unknown | None = UNKNOWN,
+    intercommunale_id: UUID | NotGiven | None = NOT_GIVEN,
 ) -> Layers:
     """The stored values of every layer; pass the commune's intercommunale when known."""
     ensure_tenant(commune_id)
@@ -79,7 +73,7 @@ async def read_layers(
     )
     body_id = (
         await session.scalar(select(Commune.intercommunale_id).where(Commune.id == commune_id))
-        if isinstance(intercommunale_id, Unknown)
+        if intercommunale_id is NOT_GIVEN
         else intercommunale_id
     )
     body_values: dict[str, Any] = {}
@@ -120,7 +114,7 @@ async def resolve(
     namespace: str,
     schema: type[S] | None = None,
     *,
-    intercommunale_id: UUID | Unknown | None = UNKNOWN,
+    intercommunale_id: UUID | NotGiven | None = NOT_GIVEN,
 ) -> S:
     """The effective settings of a commune for a namespace."""
     resolved_schema = schema or NAMESPACES.get(namespace)
