@@ -28,6 +28,8 @@ async def test_primary_domain_serves_the_commune_site(hannut, client_for: Client
     assert "<h1>Hannut</h1>" in response.text
     assert '<html lang="fr">' in response.text
     assert 'href="/branding.css?v=' in response.text
+    # The commune's stylesheet comes after the platform's defaults, so its colours win.
+    assert response.text.index("/static/perron/perron.css") < response.text.index("/branding.css?v=")
 
 
 @pytest.mark.parametrize("host", ["HANNUT.test", "hannut.test.", "hannut.test:8000", "Hannut.Test.:8000"])
