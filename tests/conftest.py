@@ -23,7 +23,6 @@ for _variable in [
 ]:
     del os.environ[_variable]
 
-from perron.cache import hub  # noqa: E402
 from perron.config import Settings, load_settings  # noqa: E402
 from perron.db import migrate  # noqa: E402
 from perron.db.engine import Database  # noqa: E402
@@ -213,22 +212,12 @@ def make_commune(database: Database, settings: Settings) -> MakeCommune:
                 )
                 if status in (CommuneStatus.SUSPENDED, CommuneStatus.ARCHIVED):
                     await actions.set_status(session, commune, status)
-        await hub_settle()
         return commune
 
     return make
-
-
-async def hub_settle() -> None:
-    """Let invalidation notices committed just now reach this process's listeners."""
-    await asyncio.sleep(0)
-    await asyncio.sleep(0)
 
 
 @pytest.fixture
 async def two_communes(make_commune: MakeCommune) -> tuple[Commune, Commune]:
     """Two active communes, ``alpha`` (at alpha.test) and ``bravo`` (at bravo.test)."""
     return await make_commune("alpha"), await make_commune("bravo")
-
-
-__all__ = ["CONSOLE_HOST", "POSTGRES", "REDIS_URL", "base_settings", "hub", "settings_env"]

@@ -156,14 +156,18 @@ class InvalidationService:
         self._last_poll: dt.datetime | None = None
         self._last_prune = utcnow()
 
-    async def start(self) -> None:
+    async def start(self, *, listen: bool = True) -> None:
+        """Publish this process's notices; with ``listen``, also receive the others' (a short
+        command only publishes)."""
         self._last_poll = utcnow()
-        self._tasks.append(asyncio.create_task(self._poll_forever(), name="perron-cache-poll"))
+        if listen:
+            self._tasks.append(asyncio.create_task(self._poll_forever(), name="perron-cache-poll"))
         if self.redis_url:
             self._redis = Redis.from_url(self.redis_url)
             queue = hub.attach_publisher()
             self._tasks.append(asyncio.create_task(self._publish_forever(queue), name="perron-cache-publish"))
-            self._tasks.append(asyncio.create_task(self._listen_forever(), name="perron-cache-listen"))
+            if listen:
+                self._tasks.append(asyncio.create_task(self._listen_forever(), name="perron-cache-listen"))
 
     async def stop(self) -> None:
         await self.flush()

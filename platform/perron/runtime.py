@@ -121,8 +121,7 @@ async def command_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     stay in the outbox for the server's relay (an in-memory queue would die with us)."""
     runtime = Runtime(settings, run_worker=False)
     await asyncio.to_thread(runtime.check_schema)
-    runtime._unsubscribe = hub.subscribe(runtime._on_invalidation)
-    await runtime.invalidations.start()
+    await runtime.invalidations.start(listen=False)
     runtime.jobs.declare_actors()
     try:
         yield runtime

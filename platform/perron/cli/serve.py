@@ -8,15 +8,15 @@ from typing import Any
 
 import click
 import uvicorn
-from sqlalchemy import select
 
 from perron.cli.common import fail, out, run_async, settings_from
 from perron.cli.tenants import apply_folder, print_reports
 from perron.config import Settings
 from perron.db import migrate
 from perron.runtime import Runtime, command_runtime
+from perron.tenancy import actions
 from perron.tenancy.hosts import display_host
-from perron.tenancy.models import Commune, CommuneStatus, Domain
+from perron.tenancy.models import CommuneStatus
 
 
 def uvicorn_options(settings: Settings, *, workers: int = 1, reload: bool = False) -> dict[str, Any]:
@@ -94,13 +94,8 @@ def dev(ctx: click.Context, host: str, port: int, reload: bool) -> None:
 
 async def _open_sites(settings: Settings) -> list[tuple[str, str]]:
     async with command_runtime(settings) as runtime, runtime.database.session() as session:
-        rows = await session.execute(
-            select(Commune, Domain.host)
-            .join(Domain, (Domain.commune_id == Commune.id) & Domain.is_primary.is_(True))
-            .where(Commune.status == CommuneStatus.ACTIVE)
-            .order_by(Commune.slug)
-        )
-        return [(commune.name(), host) for commune, host in rows.tuples()]
+        rows = await actions.communes_with_primary_host(session, CommuneStatus.ACTIVE)
+        return [(commune.name(), host) for commune, host in rows]
 
 
 @click.command()

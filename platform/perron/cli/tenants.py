@@ -52,14 +52,9 @@ async def list_(ctx: click.Context, status: str | None, as_json: bool) -> None:
     """List communes with their status and primary domain."""
     settings = settings_from(ctx)
     async with command_runtime(settings) as runtime, runtime.database.session() as session:
-        query = select(Commune).order_by(Commune.slug)
-        if status:
-            query = query.where(Commune.status == CommuneStatus(status))
-        communes = list(await session.scalars(query))
-        primaries = {}
-        for commune in communes:
-            domains = await actions.commune_domains(session, commune.id)
-            primaries[commune.slug] = next((d.host for d in domains if d.is_primary), "")
+        rows = await actions.communes_with_primary_host(session, CommuneStatus(status) if status else None)
+        communes = [commune for commune, _ in rows]
+        primaries = {commune.slug: host for commune, host in rows}
     if as_json:
         out.print_json(
             json.dumps(

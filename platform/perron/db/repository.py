@@ -94,7 +94,7 @@ class TenantRepository(SQLAlchemyAsyncRepository[M]):  # type: ignore[type-var]
         return ensure_owned(await super().update(data, **kwargs))
 
     async def delete(self, item_id: Any, **kwargs: Any) -> M:
+        # advanced-alchemy's delete loads the row through self.get, which checks ownership
+        # before anything is deleted.
         kwargs.setdefault("id_attribute", self.id_attribute)
-        instance = await self.get(item_id, id_attribute=kwargs["id_attribute"])
-        ensure_owned(instance)
         return await super().delete(item_id, **kwargs)

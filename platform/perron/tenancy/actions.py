@@ -58,6 +58,20 @@ async def get_intercommunale(session: AsyncSession, slug: str) -> Intercommunale
     return found
 
 
+async def communes_with_primary_host(
+    session: AsyncSession, status: CommuneStatus | None = None
+) -> list[tuple[Commune, str]]:
+    """Communes (of one status, or all) with their primary domain, by slug, in one query."""
+    query = (
+        select(Commune, Domain.host)
+        .outerjoin(Domain, (Domain.commune_id == Commune.id) & Domain.is_primary.is_(True))
+        .order_by(Commune.slug)
+    )
+    if status is not None:
+        query = query.where(Commune.status == status)
+    return [(commune, host or "") for commune, host in (await session.execute(query)).tuples()]
+
+
 async def commune_domains(session: AsyncSession, commune_id: UUID) -> list[Domain]:
     rows = await session.scalars(
         select(Domain).where(Domain.commune_id == commune_id).order_by(Domain.is_primary.desc(), Domain.host)

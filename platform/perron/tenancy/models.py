@@ -8,7 +8,7 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import Boolean, Enum, ForeignKey, Index, Integer, String, text
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column
 
 from perron.db.base import Base, TenantOwned, Timestamps, new_id, utcnow
 
@@ -42,8 +42,6 @@ class Intercommunale(Timestamps, Base):
     names: Mapped[dict[str, str]]
     contact_email: Mapped[str | None] = mapped_column(String(254))
 
-    communes: Mapped[list[Commune]] = relationship(back_populates="intercommunale", lazy="raise")
-
     def name(self, language: str) -> str:
         return _pick(self.names, language, self.slug)
 
@@ -75,11 +73,6 @@ class Commune(Timestamps, Base):
     version: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
     """Bumped on every change a site visitor could see; caches compare it."""
 
-    intercommunale: Mapped[Intercommunale | None] = relationship(back_populates="communes", lazy="raise")
-    domains: Mapped[list[Domain]] = relationship(
-        back_populates="commune", lazy="raise", order_by=lambda: (Domain.is_primary.desc(), Domain.host)
-    )
-
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
 
     @property
@@ -103,8 +96,6 @@ class Domain(Base):
     commune_id: Mapped[UUID] = mapped_column(ForeignKey("communes.id", ondelete="CASCADE"), index=True)
     is_primary: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
-
-    commune: Mapped[Commune] = relationship(back_populates="domains", lazy="raise")
 
     __table_args__ = (
         Index(

@@ -53,38 +53,27 @@ def _canonical_host_header(scope: dict[str, Any], host: str, port: int | None) -
     scope["headers"] = [(key, value if key == b"host" else raw) for key, raw in scope.get("headers", ())]
 
 
-async def plain(send: Any, status: int, body: str, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+async def _respond(
+    send: Any, status: int, content_type: bytes, body: str, headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    """A whole response from the dispatcher itself (never cached by browsers or proxies)."""
     payload = body.encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"text/plain; charset=utf-8"),
-                (b"content-length", str(len(payload)).encode()),
-                (b"cache-control", b"no-store"),
-                *(headers or []),
-            ],
-        }
-    )
+    start_headers = [
+        (b"content-type", content_type),
+        (b"content-length", str(len(payload)).encode()),
+        (b"cache-control", b"no-store"),
+        *(headers or []),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": start_headers})
     await send({"type": "http.response.body", "body": payload})
+
+
+async def plain(send: Any, status: int, body: str, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    await _respond(send, status, b"text/plain; charset=utf-8", body, headers)
 
 
 async def html(send: Any, status: int, body: str, headers: list[tuple[bytes, bytes]] | None = None) -> None:
-    payload = body.encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"text/html; charset=utf-8"),
-                (b"content-length", str(len(payload)).encode()),
-                (b"cache-control", b"no-store"),
-                *(headers or []),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": payload})
+    await _respond(send, status, b"text/html; charset=utf-8", body, headers)
 
 
 class PerronASGI:
@@ -207,19 +196,7 @@ class PerronASGI:
         checks = await self.runtime.readiness()
         ready = all(value == "ok" for value in checks.values())
         body = json.dumps({"status": "ready" if ready else "unavailable", "checks": checks}) + "\n"
-        payload = body.encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200 if ready else 503,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"cache-control", b"no-store"),
-                    (b"content-length", str(len(payload)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": payload})
+        await _respond(send, 200 if ready else 503, b"application/json", body)
 
     async def _lifespan(self, receive: Any, send: Any) -> None:
         message = await receive()
