@@ -16,7 +16,6 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, text
 
 for _variable in [
     name for name in os.environ if name.startswith("PERRON_") and not name.startswith("PERRON_TEST_")
@@ -24,14 +23,13 @@ for _variable in [
     del os.environ[_variable]
 
 from perron.config import Settings, load_settings  # noqa: E402
-from perron.db import migrate  # noqa: E402
 from perron.db.engine import Database  # noqa: E402
 from perron.db.guard import LOCKS  # noqa: E402
 from perron.db.scope import no_scope, platform_scope  # noqa: E402
 from perron.logging import configure_logging  # noqa: E402
-from perron.models import metadata  # noqa: E402
 from perron.tenancy import actions  # noqa: E402
 from perron.tenancy.models import Commune, CommuneStatus  # noqa: E402
+from perron.testing.database import reset_schema, wipe  # noqa: E402
 
 BACKEND = os.environ.get("PERRON_TEST_BACKEND", "sqlite")
 POSTGRES = BACKEND == "postgres"
@@ -78,30 +76,6 @@ def settings_env(settings: Settings) -> dict[str, str]:
     if settings.redis_url:
         env["PERRON_REDIS_URL"] = settings.redis_url
     return env
-
-
-def reset_schema(settings: Settings) -> None:
-    if POSTGRES:
-        engine = create_engine(migrate.sync_url(settings.database_owner))
-        with engine.begin() as connection:
-            connection.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-            connection.execute(text("CREATE SCHEMA public"))
-            connection.execute(text("REVOKE ALL ON SCHEMA public FROM PUBLIC"))
-        engine.dispose()
-    migrate.upgrade(settings)
-
-
-def wipe(settings: Settings) -> None:
-    """Empty every table (as the owner, so nothing of one test reaches the next)."""
-    engine = create_engine(migrate.sync_url(settings.database_owner))
-    tables = [table.name for table in reversed(metadata.sorted_tables)]
-    with engine.begin() as connection:
-        if POSTGRES:
-            connection.execute(text(f"TRUNCATE {', '.join(tables)} CASCADE"))
-        else:
-            for table in tables:
-                connection.execute(text(f'DELETE FROM "{table}"'))
-    engine.dispose()
 
 
 @pytest.fixture(scope="session")

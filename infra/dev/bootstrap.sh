@@ -11,10 +11,17 @@ if ! python3 -m uv --version >/dev/null 2>&1; then
 fi
 UV_PYTHON_DOWNLOADS=never python3 -m uv sync --frozen --quiet
 
+# axe-core for the accessibility check (tests/a11y), from the committed lock; skipped when current.
+if [ ! -f infra/a11y/node_modules/axe-core/axe.min.js ] \
+  || [ infra/a11y/package-lock.json -nt infra/a11y/node_modules/.package-lock.json ]; then
+  npm ci --prefix infra/a11y --ignore-scripts --no-audit --no-fund --loglevel=error
+fi
+
 if [ "${1:-}" = "--services" ]; then
   missing=()
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
   command -v redis-server >/dev/null || missing+=(redis-server)
+  [ -x /usr/bin/chromium ] || missing+=(chromium)  # the accessibility check's browser
   if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" != 0 ]; then
       echo "Missing system packages: ${missing[*]}. Install them with: sudo apt-get install ${missing[*]}" >&2

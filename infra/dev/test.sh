@@ -20,10 +20,23 @@ infra/redis/redis.sh start
 PG_PORT=${PERRON_PG_PORT:-55432}
 REDIS_PORT=${PERRON_REDIS_PORT:-56379}
 
+# Each module under modules/ is its own distribution with its own tests, run the way its
+# authors run them: from its folder, with the perron.testing pytest plugin.
+module_tests() {
+  for module in modules/*/; do
+    if [ -d "$module/tests" ]; then
+      echo "-- $module"
+      (cd "$module" && "$ROOT/.venv/bin/pytest" -q -p no:cacheprovider)
+    fi
+  done
+}
+
 echo "== tests on SQLite"
 PERRON_TEST_BACKEND=sqlite \
 PERRON_TEST_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/1" \
   .venv/bin/pytest "$@"
+echo "== module tests on SQLite"
+module_tests
 
 echo "== tests on PostgreSQL (and Redis)"
 PERRON_TEST_BACKEND=postgres \
@@ -31,3 +44,9 @@ PERRON_TEST_DATABASE_URL="postgresql://perron_app:perron_app@127.0.0.1:$PG_PORT/
 PERRON_TEST_DATABASE_OWNER_URL="postgresql://perron_owner:perron_owner@127.0.0.1:$PG_PORT/perron_test" \
 PERRON_TEST_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/2" \
   .venv/bin/pytest "$@"
+echo "== module tests on PostgreSQL"
+(
+  export PERRON_TEST_DATABASE_URL="postgresql://perron_app:perron_app@127.0.0.1:$PG_PORT/perron_test"
+  export PERRON_TEST_DATABASE_OWNER_URL="postgresql://perron_owner:perron_owner@127.0.0.1:$PG_PORT/perron_test"
+  module_tests
+)

@@ -84,6 +84,30 @@ class Settings(BaseSettings):
 
     worker_threads: int = Field(default=2, ge=1, le=64)
 
+    smtp_host: str | None = None
+    """SMTP server e-mails are sent through; none means they are written as ``.eml`` files to
+    ``<data_dir>/mail`` instead (development and the embedded default)."""
+
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = True
+    """Upgrade the connection with STARTTLS (port 587); excludes ``smtp_ssl``."""
+
+    smtp_ssl: bool = False
+    """Connect over TLS from the start (port 465); excludes ``smtp_starttls``."""
+
+    smtp_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+
+    mail_from_address: str = "no-reply@perron.localhost"
+    """Envelope and ``From`` address; the display name is the commune's name."""
+
+    mail_enabled: bool = True
+    """Off: no e-mail leaves the platform (notifications go to the inbox only)."""
+
+    mail_retry_seconds: float = Field(default=60.0, gt=0, le=86_400)
+    """Wait before the first new attempt after a temporary SMTP failure; doubles each time."""
+
     @field_validator("trusted_proxies", mode="before")
     @classmethod
     def _split_proxies(cls, value: object) -> object:
@@ -112,12 +136,38 @@ class Settings(BaseSettings):
             raise ValueError("only sqlite and postgresql databases are supported")
         return value
 
+    @field_validator("mail_from_address")
+    @classmethod
+    def _check_mail_from(cls, value: str) -> str:
+        text = value.strip()
+        local, at, domain = text.rpartition("@")
+        if not at or not local or "." not in domain or any(c.isspace() or c in "<>,;\"" for c in text):
+            raise ValueError("must be a plain e-mail address such as no-reply@example.be")
+        return text
+
+    @field_validator("smtp_host")
+    @classmethod
+    def _check_smtp_host(cls, value: str | None) -> str | None:
+        text = (value or "").strip()
+        if any(c.isspace() or c in "/@" for c in text):
+            raise ValueError("must be a host name or address, without scheme, user or port")
+        return text or None
+
     @field_validator("redis_url")
     @classmethod
     def _check_redis_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must start with redis://, rediss:// or unix://")
         return value
+
+    @model_validator(mode="after")
+    def _one_tls_mode(self) -> Settings:
+        if self.smtp_ssl and self.smtp_starttls:
+            raise ValueError(
+                "PERRON_SMTP_SSL and PERRON_SMTP_STARTTLS exclude each other: "
+                "set PERRON_SMTP_STARTTLS=false to use TLS from the start (port 465)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _production_needs_secrets(self) -> Settings:
@@ -145,6 +195,11 @@ class Settings(BaseSettings):
     @property
     def is_postgres(self) -> bool:
         return self.database.get_backend_name() == "postgresql"
+
+    @property
+    def mail_folder(self) -> Path:
+        """Where e-mails are written when no SMTP host is configured."""
+        return self.data_dir / "mail"
 
     @property
     def jobs_in_process(self) -> bool:

@@ -3,7 +3,12 @@
 from perron.audit import AuditEntry, PlatformAuditEntry
 from perron.cache import CacheInvalidation
 from perron.db.base import Base
+from perron.identity.models import Account, WebSession
+from perron.jobs.deadletters import DeadLetter
 from perron.jobs.outbox import OutboxMessage
+from perron.jobs.status import JobRun, PlatformJobRun
+from perron.mail.models import OutgoingEmail
+from perron.notifications.models import Delivery, Notification, Preference
 from perron.tenancy.models import (
     Branding,
     Commune,
@@ -14,22 +19,45 @@ from perron.tenancy.models import (
     ModuleActivation,
     PlatformSettings,
 )
+from perron.territory.models import (
+    Neighbourhood,
+    NeighbourhoodStreet,
+    Street,
+    TerritoryChange,
+    TerritoryState,
+    Zone,
+)
 
 metadata = Base.metadata
 
 __all__ = [
+    "Account",
     "AuditEntry",
     "Base",
     "Branding",
     "CacheInvalidation",
     "Commune",
     "CommuneSettings",
+    "DeadLetter",
+    "Delivery",
     "Domain",
     "Intercommunale",
     "IntercommunaleSettings",
+    "JobRun",
     "ModuleActivation",
+    "Neighbourhood",
+    "NeighbourhoodStreet",
+    "Notification",
     "OutboxMessage",
+    "OutgoingEmail",
     "PlatformAuditEntry",
+    "PlatformJobRun",
     "PlatformSettings",
+    "Preference",
+    "Street",
+    "TerritoryChange",
+    "TerritoryState",
+    "WebSession",
+    "Zone",
     "metadata",
 ]

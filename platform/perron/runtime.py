@@ -16,6 +16,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from perron import models as _models
+from perron import signals
 from perron.cache import Invalidation, InvalidationService, hub
 from perron.config import Settings
 from perron.db.engine import Database
@@ -23,6 +24,7 @@ from perron.db.migrate import missing_heads, sync_url
 from perron.errors import PerronError
 from perron.jobs.runtime import Jobs
 from perron.logging import get_logger
+from perron.sdk.registry import registry
 from perron.tenancy.resolver import TenantResolver
 from perron.web.templating import Templates, theme_template_dirs
 
@@ -38,6 +40,7 @@ class SchemaNotReady(PerronError):
 class Runtime:
     def __init__(self, settings: Settings, *, run_worker: bool | None = None) -> None:
         self.settings = settings
+        registry.load_installed()  # before templates and migrations: modules add to both
         self.database = Database(settings.database, pool_size=settings.database_pool_size)
         self.resolver = TenantResolver(
             self.database, ttl=settings.tenant_cache_ttl_seconds, size=settings.tenant_cache_size
@@ -55,6 +58,7 @@ class Runtime:
         self._unsubscribe = hub.subscribe(self._on_invalidation)
         await self.invalidations.start()
         await self.jobs.start()
+        signals.dispatcher.bind(self.database)
         self.started = True
         log.info(
             "runtime.started",
@@ -66,6 +70,8 @@ class Runtime:
     async def stop(self) -> None:
         if self._unsubscribe:
             self._unsubscribe()
+        await signals.dispatcher.drain()
+        signals.dispatcher.unbind()
         await self.jobs.stop()
         await self.invalidations.stop()
         await self.database.dispose()
@@ -123,9 +129,12 @@ async def command_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     await asyncio.to_thread(runtime.check_schema)
     await runtime.invalidations.start(listen=False)
     runtime.jobs.declare_actors()
+    signals.dispatcher.bind(runtime.database)
     try:
         yield runtime
     finally:
+        await signals.dispatcher.drain()
+        signals.dispatcher.unbind()
         if settings.redis_url:
             try:
                 await runtime.jobs.relay_once()

@@ -23,6 +23,7 @@ from perron.db.engine import Database
 from perron.db.guard import LOCKS
 from perron.db.repository import TenantRepository
 from perron.db.scope import platform_scope
+from perron.jobs.status import JobRun, JobState
 from perron.tenancy.models import Branding, CommuneSettings, ModuleActivation
 from tests.conftest import POSTGRES, MakeCommune
 
@@ -53,12 +54,19 @@ async def _audit(session: AsyncSession, tenant_id: UUID) -> Base:
     return row
 
 
+async def _job_run(session: AsyncSession, tenant_id: UUID) -> Base:
+    row = JobRun(tenant_id=tenant_id, job="seed.job", status=JobState.RUNNING, message="seeded")
+    session.add(row)
+    return row
+
+
 Factory = Callable[[AsyncSession, UUID], Any]
 FACTORIES: dict[type[Base], Factory] = {
     Branding: _branding,
     ModuleActivation: _module,
     CommuneSettings: _settings,
     AuditEntry: _audit,
+    JobRun: _job_run,
 }
 
 

@@ -31,7 +31,7 @@ def problems(folder: Path) -> list[str]:
 
 
 def test_the_demo_communes_load() -> None:
-    definitions = load_definitions(ROOT / "tenants")
+    definitions = load_definitions(ROOT / "tenants", installed_modules=frozenset({"news"}))
     assert {tenant.slug for _, tenant in definitions.tenants} == {"hannut", "la-louviere", "andenne"}
     assert {body.slug for body in definitions.intercommunales} == {"bep", "idea", "spi"}
     hannut = next(tenant for _, tenant in definitions.tenants if tenant.slug == "hannut")
@@ -114,3 +114,9 @@ def test_intercommunales_file_is_checked(tmp_path: Path) -> None:
     )
     found = problems(tmp_path)
     assert any("intercommunale[0].slug" in problem and "not a valid slug" in problem for problem in found)
+
+
+def test_a_module_that_is_not_installed_is_named() -> None:
+    with pytest.raises(DefinitionError) as caught:
+        load_definitions(ROOT / "tenants", installed_modules=frozenset())
+    assert any("modules.news: no module of that name is installed" in problem for problem in caught.value.problems)

@@ -13,7 +13,18 @@ import sys
 import click
 
 from perron import __version__
-from perron.cli import db, domains, intercommunales, serve, tenants
+from perron.cli import (
+    db,
+    domains,
+    i18n,
+    intercommunales,
+    jobs,
+    modules,
+    notifications,
+    serve,
+    tenants,
+    territory,
+)
 from perron.cli.common import err
 from perron.config import ConfigurationError, Settings, load_settings
 
@@ -30,6 +41,9 @@ def main(ctx: click.Context) -> None:
         sys.exit(2)
     ctx.ensure_object(dict)["settings"] = settings
     _quiet_logging(settings)
+    from perron.sdk.registry import registry
+
+    registry.load_installed()  # modules add migrations, settings and jobs the commands need
 
 
 def _quiet_logging(settings: Settings) -> None:
@@ -49,5 +63,10 @@ main.add_command(db.db)
 main.add_command(tenants.tenants)
 main.add_command(domains.domains)
 main.add_command(intercommunales.intercommunales)
+main.add_command(i18n.i18n)
+main.add_command(modules.modules)
+main.add_command(jobs.jobs)
+main.add_command(notifications.notifications)
+main.add_command(territory.territory)
 
 __all__ = ["main"]

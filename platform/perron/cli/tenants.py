@@ -18,11 +18,15 @@ from perron.audit import AuditEntry, acting_as, command_line_actor
 from perron.cli.common import fail, out, parse_pairs, run_async, settings_from
 from perron.config import Settings
 from perron.db.scope import platform_scope, tenant_scope
+from perron.errors import Invalid
+from perron.media import MediaStore
 from perron.runtime import command_runtime
+from perron.sdk.registry import registry
 from perron.tenancy import actions
+from perron.tenancy.branding import BrandingError, check_logo_size
 from perron.tenancy.definitions import DefinitionError, Outcome, Report, apply_definitions, load_definitions
 from perron.tenancy.hosts import display_host
-from perron.tenancy.models import Commune, CommuneStatus, FontChoice, Intercommunale
+from perron.tenancy.models import HOME_SECTIONS, Commune, CommuneStatus, FontChoice, Intercommunale
 from perron.tenancy.settings import CoreSettings, resolve
 from perron.tenancy.site import load_site
 
@@ -224,6 +228,20 @@ async def create(
 @click.option("--text-color", help="Body text.")
 @click.option("--font", type=click.Choice([font.value for font in FontChoice]), help="Font family.")
 @click.option("--tagline", "taglines", multiple=True, metavar="LANG=TEXT", help="Tagline per language.")
+@click.option(
+    "--intro", "intros", multiple=True, metavar="LANG=TEXT", help="Home-page introduction per language."
+)
+@click.option(
+    "--home-sections",
+    metavar="LIST",
+    help=f"What the home page shows, in order, separated by commas (from: {', '.join(HOME_SECTIONS)}).",
+)
+@click.option(
+    "--logo",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Logo image: PNG, JPEG or WebP, at most 2 MB and 4000×4000 pixels.",
+)
+@click.option("--remove-logo", is_flag=True, help="Remove the logo (the icons show the commune's initial).")
 @click.pass_context
 @run_async
 async def branding(
@@ -236,8 +254,15 @@ async def branding(
     text_color: str | None,
     font: str | None,
     taglines: tuple[str, ...],
+    intros: tuple[str, ...],
+    home_sections: str | None,
+    logo: Path | None,
+    remove_logo: bool,
 ) -> None:
-    """Change a commune's colours, font or tagline (a palette failing WCAG AA is refused)."""
+    """Change a commune's colours, font, texts, home page or logo (a palette failing WCAG AA
+    is refused, and so is an image that is not a usable logo; either way nothing changes)."""
+    if logo is not None and remove_logo:
+        raise click.UsageError("give either --logo or --remove-logo, not both")
     colours = {
         "primary_color": primary_color,
         "primary_text_color": primary_text_color,
@@ -246,7 +271,13 @@ async def branding(
         "text_color": text_color,
     }
     palette = {name: value for name, value in colours.items() if value is not None}
-    async with platform_transaction(settings_from(ctx), f"perron tenants branding {slug}") as session:
+    logo_data = _read_logo(logo) if logo is not None else None
+    sections = (
+        None if home_sections is None else [part.strip() for part in home_sections.split(",") if part.strip()]
+    )
+    settings = settings_from(ctx)
+    media = MediaStore.for_settings(settings)
+    async with platform_transaction(settings, f"perron tenants branding {slug}") as session:
         commune = await actions.get_commune(session, slug)
         changed = await actions.update_branding(
             session,
@@ -254,8 +285,29 @@ async def branding(
             palette=palette,
             font=font,
             tagline=parse_pairs(taglines, "--tagline") if taglines else None,
+            intro=parse_pairs(intros, "--intro") if intros else None,
+            home_sections=sections,
         )
-    out.print(f"Updated the branding of {slug}." if changed else f"The branding of {slug} was already so.")
+        logo_changed = False
+        if logo is not None and logo_data is not None:
+            logo_changed = await actions.set_logo(session, commune.id, logo_data, logo.name, media=media)
+        elif remove_logo:
+            logo_changed = await actions.remove_logo(session, commune.id, media=media)
+    if changed:
+        out.print(f"Updated the branding of {slug}.")
+    if logo_changed:
+        out.print(f"Removed the logo of {slug}." if remove_logo else f"Set the logo of {slug} from {logo}.")
+    if not changed and not logo_changed:
+        out.print(f"The branding of {slug} was already so.")
+
+
+def _read_logo(path: Path) -> bytes:
+    """The logo file's content, refused before reading when it is too large to be a logo."""
+    try:
+        check_logo_size(path.stat().st_size, path.name)
+    except BrandingError as error:
+        raise Invalid(error.field, str(error)) from None
+    return path.read_bytes()
 
 
 async def _change_status(
@@ -338,7 +390,7 @@ async def apply_folder(
     settings: Settings, directory: Path, *, dry_run: bool = False, create_only: bool = False
 ) -> list[Report]:
     try:
-        definitions = load_definitions(directory)
+        definitions = load_definitions(directory, installed_modules=frozenset(registry.modules))
     except DefinitionError as error:
         fail("the definitions cannot be applied; nothing was changed:\n  " + "\n  ".join(error.problems))
     total = len(definitions.intercommunales) + len(definitions.tenants)
@@ -352,6 +404,7 @@ async def apply_folder(
                             session,
                             definitions,
                             console_host=settings.console_host,
+                            media=MediaStore.for_settings(settings),
                             create_only=create_only,
                             on_progress=lambda report: progress.update(
                                 task, advance=1, description=report.name

@@ -11,7 +11,8 @@ scope (operators, intercommunales, ``perron`` commands).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+from collections.abc import Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -21,11 +22,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from perron import audit
 from perron.cache import invalidate
 from perron.db.repository import ensure_tenant
+from perron.db.scope import tenant_scope
 from perron.errors import Conflict, Invalid, NotFound
+from perron.media import MediaStore
 from perron.sentinels import NOT_GIVEN, NotGiven
-from perron.tenancy.branding import BrandingError, validate_palette
+from perron.tenancy.branding import (
+    BrandingError,
+    check_home_sections,
+    check_intro,
+    prepare_logo,
+    validate_palette,
+)
 from perron.tenancy.models import (
     DEFAULT_PALETTE,
+    HOME_SECTIONS,
     STATUS_TRANSITIONS,
     Branding,
     Commune,
@@ -410,6 +420,17 @@ async def remove_domain(session: AsyncSession, commune: Commune, host: str) -> N
 # Branding, modules, settings --------------------------------------------------------
 
 
+async def _branding_of(session: AsyncSession, commune_id: UUID, *, lock: bool = False) -> Branding:
+    query = select(Branding).where(Branding.tenant_id == commune_id)
+    if lock:  # two uploads at once: one waits for the other (PostgreSQL; SQLite has one writer)
+        query = query.with_for_update()
+    branding = await session.scalar(query)
+    if branding is None:
+        branding = Branding(tenant_id=commune_id, **DEFAULT_PALETTE)
+        session.add(branding)
+    return branding
+
+
 async def update_branding(
     session: AsyncSession,
     commune_id: UUID,
@@ -417,22 +438,28 @@ async def update_branding(
     palette: Mapping[str, str] | None = None,
     font: str | None = None,
     tagline: Mapping[str, str] | None = None,
+    intro: Mapping[str, str] | None = None,
+    home_sections: Sequence[str] | None = None,
 ) -> bool:
-    """Change a commune's colours, font or tagline; a palette failing WCAG AA is refused."""
+    """Change a commune's colours, font, tagline, home-page introduction or home-page
+    sections; a palette failing WCAG AA is refused, naming the failing pairs."""
     ensure_tenant(commune_id)
-    branding = await session.scalar(select(Branding).where(Branding.tenant_id == commune_id))
-    if branding is None:
-        branding = Branding(tenant_id=commune_id, **DEFAULT_PALETTE)
-        session.add(branding)
+    branding = await _branding_of(session, commune_id)
     before: dict[str, Any] = {
         **branding.palette(),
         "font": branding.font,
         "tagline": dict(branding.tagline or {}),
+        "intro": dict(branding.intro or {}),
+        "home_sections": list(branding.home_sections or HOME_SECTIONS),
     }
     try:
         new_palette = validate_palette({**branding.palette(), **(palette or {})})
+        new_intro = check_intro(intro) if intro is not None else before["intro"]
+        new_sections = (
+            check_home_sections(home_sections) if home_sections is not None else before["home_sections"]
+        )
     except BrandingError as error:
-        raise Invalid("palette", str(error)) from None
+        raise Invalid(error.field, str(error)) from None
     new_font = branding.font
     if font is not None:
         try:
@@ -445,13 +472,20 @@ async def update_branding(
         new_tagline = {lang: text.strip() for lang, text in tagline.items() if text and text.strip()}
         if new_tagline:
             check_names(new_tagline, [], field="tagline")
-    after: dict[str, Any] = {**new_palette, "font": new_font, "tagline": new_tagline}
+    after: dict[str, Any] = {
+        **new_palette,
+        "font": new_font,
+        "tagline": new_tagline,
+        "intro": new_intro,
+        "home_sections": new_sections,
+    }
     changes = audit.diff(before, after)
     if not changes:
         return False
     for key, value in new_palette.items():
         setattr(branding, key, value)
     branding.font, branding.tagline = new_font, new_tagline
+    branding.intro, branding.home_sections = new_intro, new_sections
     audit.record(
         session,
         tenant_id=commune_id,
@@ -459,6 +493,78 @@ async def update_branding(
         object_type="branding",
         object_id=None,
         changes=changes,
+    )
+    invalidate(session, commune_id)
+    return True
+
+
+def _logo_state(branding: Branding) -> dict[str, Any]:
+    return {
+        "logo": branding.logo_name,
+        "logo_size": f"{branding.logo_width}×{branding.logo_height}" if branding.logo_name else None,
+    }
+
+
+async def set_logo(
+    session: AsyncSession, commune_id: UUID, data: bytes, filename: str | None = None, *, media: MediaStore
+) -> bool:
+    """Give a commune a new logo (PNG, JPEG or WebP, at most 2 MB and 4000×4000 pixels).
+
+    The image is checked and re-encoded before anything is stored (no metadata survives);
+    a refused file raises :class:`Invalid` naming the problem and changes nothing. Returns
+    whether the logo changed (the same image again changes nothing). The previous logo's
+    file is deleted once the change is committed."""
+    ensure_tenant(commune_id)
+    try:
+        # Decoding an image is work for a processor, not for the event loop.
+        prepared = await asyncio.to_thread(prepare_logo, data, filename)
+    except BrandingError as error:
+        raise Invalid(error.field, str(error)) from None
+    branding = await _branding_of(session, commune_id, lock=True)
+    before = _logo_state(branding)
+    previous = branding.logo_name
+    with tenant_scope(commune_id):  # the commune's own files, whoever acts for it
+        name = media.put_for(session, "logo", prepared.data, prepared.media_type)
+        if name == previous:
+            return False
+        if previous:
+            media.delete_after_commit(session, previous)
+    branding.logo_name, branding.logo_media_type = name, prepared.media_type
+    branding.logo_width, branding.logo_height = prepared.width, prepared.height
+    branding.logo_version = name.split("/", 1)[1][:16]
+    changes = audit.diff(before, _logo_state(branding))
+    if filename:
+        changes["uploaded_file"] = [None, filename.replace("\\", "/").rsplit("/", 1)[-1][:200]]
+    audit.record(
+        session,
+        tenant_id=commune_id,
+        action="branding.logo_set",
+        object_type="branding",
+        object_id=None,
+        changes=changes,
+    )
+    invalidate(session, commune_id)
+    return True
+
+
+async def remove_logo(session: AsyncSession, commune_id: UUID, *, media: MediaStore) -> bool:
+    """Take a commune's logo away (its icons show its initial again); returns whether it had one."""
+    ensure_tenant(commune_id)
+    branding = await _branding_of(session, commune_id, lock=True)
+    if not branding.logo_name:
+        return False
+    before = _logo_state(branding)
+    with tenant_scope(commune_id):
+        media.delete_after_commit(session, branding.logo_name)
+    branding.logo_name = branding.logo_media_type = branding.logo_version = None
+    branding.logo_width = branding.logo_height = None
+    audit.record(
+        session,
+        tenant_id=commune_id,
+        action="branding.logo_remove",
+        object_type="branding",
+        object_id=None,
+        changes=audit.diff(before, _logo_state(branding)),
     )
     invalidate(session, commune_id)
     return True

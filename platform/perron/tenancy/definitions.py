@@ -22,12 +22,28 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from perron.errors import Invalid, PerronError
+from perron.media import MediaStore
 from perron.tenancy import actions
+from perron.tenancy.branding import (
+    BrandingError,
+    check_home_sections,
+    check_intro,
+    check_logo_size,
+    prepare_logo,
+)
 from perron.tenancy.models import Commune, CommuneStatus, Intercommunale
 from perron.tenancy.settings import CoreSettings, validate_values
 from perron.tenancy.validation import check_domain, check_languages, check_names, check_nis_code, check_slug
@@ -65,10 +81,49 @@ class BrandingDefinition(BaseModel):
     text_color: Colour | None = None
     font: Literal["system", "humanist", "serif", "rounded"] | None = None
     tagline: dict[str, str] = Field(default_factory=dict)
+    intro: dict[str, str] | None = None
+    home_sections: list[str] | None = None
+    logo: str | None = Field(default=None, description="an image file in the commune's folder")
+    _logo_data: bytes | None = PrivateAttr(default=None)
+
+    @field_validator("intro")
+    @classmethod
+    def _intro(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        return None if value is None else check_intro(value)
+
+    @field_validator("home_sections")
+    @classmethod
+    def _home_sections(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else check_home_sections(value)
 
     def palette(self) -> dict[str, str]:
         keys = ("primary_color", "primary_text_color", "accent_color", "background_color", "text_color")
         return {key: value for key in keys if (value := getattr(self, key)) is not None}
+
+    def read_logo(self, folder: Path) -> str | None:
+        """Read and check the logo file named by ``logo``; returns the problem, if any."""
+        if self.logo is None:
+            return None
+        relative = Path(self.logo)
+        resolved = (folder / relative).resolve()
+        if relative.is_absolute() or not resolved.is_relative_to(folder.resolve()):
+            return f"{self.logo!r} must be a file inside the commune's folder, such as 'logo.png'"
+        if not resolved.is_file():
+            return f"no file {resolved}"
+        try:
+            check_logo_size(resolved.stat().st_size, relative.name)
+            data = resolved.read_bytes()
+            prepare_logo(data, relative.name)
+        except BrandingError as error:
+            return str(error)
+        except OSError as error:
+            return f"{resolved} cannot be read ({error.strerror or error})"
+        self._logo_data = data
+        return None
+
+    @property
+    def logo_data(self) -> bytes | None:
+        return self._logo_data
 
 
 class ModuleDefinition(BaseModel):
@@ -76,6 +131,8 @@ class ModuleDefinition(BaseModel):
 
     enabled: bool = True
     settings: dict[str, Any] = Field(default_factory=dict)
+    demo: bool = False
+    """Add the module's demo content when the module is first switched on for the commune."""
 
 
 class TenantDefinition(BaseModel):
@@ -168,9 +225,15 @@ def _read_toml(path: Path, problems: list[str]) -> dict[str, Any] | None:
     return None
 
 
-def load_definitions(directory: Path, *, installed_modules: frozenset[str] = frozenset()) -> DefinitionSet:
+def load_definitions(directory: Path, *, installed_modules: frozenset[str] | None = None) -> DefinitionSet:
     """Read every definition under ``directory``; raise :class:`DefinitionError` listing
-    every problem found, or return the definitions."""
+    every problem found, or return the definitions. Modules named in the files must be
+    installed (by default: the modules installed in this environment)."""
+    if installed_modules is None:
+        from perron.sdk.registry import registry  # the module SDK stands on tenancy
+
+        registry.load_installed()
+        installed_modules = frozenset(registry.modules)
     problems: list[str] = []
     result = DefinitionSet()
     if not directory.is_dir():
@@ -213,6 +276,9 @@ def load_definitions(directory: Path, *, installed_modules: frozenset[str] = fro
             continue
         if definition.slug != folder.name:
             problems.append(f"{path}: slug: {definition.slug!r} differs from its folder name {folder.name!r}")
+        logo_problem = definition.branding.read_logo(folder)
+        if logo_problem:
+            problems.append(f"{path}: branding.logo: {logo_problem}")
         for module in definition.modules:
             if module not in installed_modules:
                 problems.append(f"{path}: modules.{module}: no module of that name is installed")
@@ -259,8 +325,11 @@ async def apply_definitions(
     console_host: str | None,
     create_only: bool = False,
     on_progress: Callable[[Report], None] | None = None,
+    media: MediaStore | None = None,
 ) -> list[Report]:
-    """Make the database match the definitions, in the caller's transaction (platform scope)."""
+    """Make the database match the definitions, in the caller's transaction (platform scope).
+    Logos are stored in ``media``; without it, logos named by the files are left out (and
+    the report says so)."""
     reports: list[Report] = []
 
     def done(report: Report) -> None:
@@ -282,16 +351,27 @@ async def apply_definitions(
                 session, existing, names=body.names, contact_email=body.contact_email
             )
             done(Report(f"intercommunale {body.slug}", Outcome.UPDATED if changed else Outcome.UNCHANGED))
+    from perron.territory.loader import load_territory  # territory stands on tenancy, not the reverse
+
     for path, tenant in definitions.tenants:
         try:
-            done(await _apply_tenant(session, tenant, console_host=console_host, create_only=create_only))
+            report = await _apply_tenant(
+                session, tenant, console_host=console_host, create_only=create_only, media=media
+            )
+            report.remarks += await load_territory(session, tenant.slug, path.parent)  # create-only
+            done(report)
         except PerronError as error:
             raise DefinitionError([f"{path}: {error.message}"]) from None
     return reports
 
 
 async def _apply_tenant(
-    session: AsyncSession, tenant: TenantDefinition, *, console_host: str | None, create_only: bool
+    session: AsyncSession,
+    tenant: TenantDefinition,
+    *,
+    console_host: str | None,
+    create_only: bool,
+    media: MediaStore | None = None,
 ) -> Report:
     name = f"commune {tenant.slug}"
     commune = await session.scalar(select(Commune).where(Commune.slug == tenant.slug))
@@ -339,17 +419,31 @@ async def _apply_tenant(
         palette=tenant.branding.palette(),
         font=tenant.branding.font,
         tagline=tenant.branding.tagline,
+        intro=tenant.branding.intro,
+        home_sections=tenant.branding.home_sections,
     ):
         changes.append("branding")
+    logo = tenant.branding.logo_data
+    if logo is not None:
+        if media is None:
+            remarks.append("logo left out: no media storage was given")
+        elif await actions.set_logo(session, commune.id, logo, tenant.branding.logo, media=media):
+            changes.append("logo")
     if tenant.contact and await actions.update_commune_settings(session, commune.id, "core", tenant.contact):
         changes.append("contact")
+    from perron.sdk import activation  # the module SDK stands on tenancy, not the reverse
+
     for module, spec in tenant.modules.items():
-        if await actions.set_module_enabled(session, commune.id, module, spec.enabled):
-            changes.append(f"module {module} {'enabled' if spec.enabled else 'disabled'}")
         if spec.settings and await actions.update_commune_settings(
             session, commune.id, f"module:{module}", spec.settings
         ):
             changes.append(f"module {module} settings")
+        if spec.enabled and await activation.enable(session, commune.id, module):
+            changes.append(f"module {module} enabled")
+            if spec.demo and await activation.seed(session, commune.id, module):
+                changes.append(f"module {module} demo content")
+        elif not spec.enabled and await activation.disable(session, commune.id, module):
+            changes.append(f"module {module} disabled")
     await session.flush()
     if created:
         return Report(name, Outcome.CREATED, [], remarks)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from enum import StrEnum
 from typing import Any
 from uuid import UUID
@@ -127,6 +128,11 @@ DEFAULT_PALETTE = {
 }
 
 
+HOME_SECTIONS = ("intro", "services", "widgets", "contact")
+"""Sections a commune's home page can show, in their default order: its introduction text,
+the services of its modules, the modules' widgets, and how to reach the town hall."""
+
+
 class Branding(TenantOwned, Base):
     """How a commune's site looks: data only, never templates."""
 
@@ -149,6 +155,19 @@ class Branding(TenantOwned, Base):
         default=FontChoice.SYSTEM,
     )
     tagline: Mapped[dict[str, str]] = mapped_column(default=dict)
+    intro: Mapped[dict[str, str]] = mapped_column(
+        default=dict, server_default=text("'{}'"), comment="home-page introduction, per language"
+    )
+    home_sections: Mapped[list[str]] = mapped_column(
+        default=lambda: list(HOME_SECTIONS),
+        server_default=text("'" + json.dumps(list(HOME_SECTIONS)) + "'"),
+        comment="what the home page shows, in order",
+    )
+    logo_name: Mapped[str | None] = mapped_column(String(120), comment="stored name in the commune's media")
+    logo_media_type: Mapped[str | None] = mapped_column(String(32))
+    logo_width: Mapped[int | None] = mapped_column(Integer)
+    logo_height: Mapped[int | None] = mapped_column(Integer)
+    logo_version: Mapped[str | None] = mapped_column(String(16), comment="changes with the logo's content")
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     def palette(self) -> dict[str, str]:

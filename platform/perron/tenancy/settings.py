@@ -45,6 +45,9 @@ class CoreSettings(BaseModel):
     postal_address: str | None = Field(default=None, max_length=300)
     website: str | None = Field(default=None, max_length=300, description="The commune's main web site")
     opening_hours: str | None = Field(default=None, max_length=500)
+    dpo_email: EmailStr | None = Field(
+        default=None, description="The data protection officer's address, shown in the privacy notice"
+    )
 
 
 NAMESPACES: dict[str, type[BaseModel]] = {"core": CoreSettings}

@@ -7,16 +7,17 @@ commune until a change invalidates it (:mod:`perron.cache`).
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from uuid import UUID
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from perron.tenancy.branding import fingerprint, stylesheet
+from perron.tenancy.branding import fingerprint, icon_version, monogram, stylesheet
 from perron.tenancy.models import (
     DEFAULT_PALETTE,
+    HOME_SECTIONS,
     Branding,
     Commune,
     CommuneStatus,
@@ -28,17 +29,101 @@ from perron.tenancy.settings import CoreSettings, resolve
 
 
 @dataclass(frozen=True, slots=True)
+class SiteLogo:
+    """The commune's stored logo (see :mod:`perron.media`)."""
+
+    name: str
+    media_type: str
+    width: int
+    height: int
+    version: str
+
+
+@dataclass(frozen=True, slots=True)
 class SiteBranding:
+    """Everything a theme needs to dress a commune's pages, as data. URLs carry a version
+    (``?v=``) that changes with the content, so browsers may keep each one for a year."""
+
     palette: Mapping[str, str]
     font: FontChoice
     tagline: Mapping[str, str]
     css: str
     css_version: str
+    intro: Mapping[str, str] = field(default_factory=dict)
+    home_sections: tuple[str, ...] = HOME_SECTIONS
+    logo: SiteLogo | None = None
+    letter: str = ""
+    """The commune's initial, drawn on its icons when it has no logo."""
+    icon_version: str = ""
+    logo_url: str | None = None
+    icon_192_url: str = "/icons/icon-192.png"
+    icon_512_url: str = "/icons/icon-512.png"
+    apple_touch_icon_url: str = "/apple-touch-icon.png"
+    favicon_url: str = "/favicon.ico"
+    manifest_url: str = "/manifest.webmanifest"
+    theme_color: str = DEFAULT_PALETTE["primary_color"]
+    """The colour browsers give their bar around the site (the main colour)."""
 
     @classmethod
-    def build(cls, palette: Mapping[str, str], font: FontChoice, tagline: Mapping[str, str]) -> SiteBranding:
+    def build(
+        cls,
+        palette: Mapping[str, str],
+        font: FontChoice,
+        tagline: Mapping[str, str],
+        *,
+        intro: Mapping[str, str] | None = None,
+        home_sections: Iterable[str] = HOME_SECTIONS,
+        logo: SiteLogo | None = None,
+        letter: str = "",
+    ) -> SiteBranding:
         css = stylesheet(palette, font)
-        return cls(dict(palette), font, dict(tagline), css, fingerprint(css))
+        icons = icon_version(palette, letter, logo.version if logo else None)
+        return cls(
+            palette=dict(palette),
+            font=font,
+            tagline=dict(tagline),
+            css=css,
+            css_version=fingerprint(css),
+            intro=dict(intro or {}),
+            home_sections=tuple(home_sections),
+            logo=logo,
+            letter=letter,
+            icon_version=icons,
+            logo_url=f"/logo?v={logo.version}" if logo else None,
+            icon_192_url=f"/icons/icon-192.png?v={icons}",
+            icon_512_url=f"/icons/icon-512.png?v={icons}",
+            apple_touch_icon_url=f"/apple-touch-icon.png?v={icons}",
+            favicon_url=f"/favicon.ico?v={icons}",
+            theme_color=palette["primary_color"],
+        )
+
+    @classmethod
+    def from_row(cls, branding: Branding, commune_name: str) -> SiteBranding:
+        logo = None
+        if branding.logo_name and branding.logo_media_type and branding.logo_version:
+            logo = SiteLogo(
+                branding.logo_name,
+                branding.logo_media_type,
+                branding.logo_width or 0,
+                branding.logo_height or 0,
+                branding.logo_version,
+            )
+        return cls.build(
+            branding.palette(),
+            branding.font,
+            branding.tagline or {},
+            intro=branding.intro or {},
+            home_sections=branding.home_sections or HOME_SECTIONS,
+            logo=logo,
+            letter=monogram(commune_name),
+        )
+
+    def intro_text(self, language: str) -> str:
+        """The home page's introduction in ``language`` ("" when none was written in it)."""
+        return self.intro.get(language, "")
+
+    def shows(self, section: str) -> bool:
+        return section in self.home_sections
 
 
 DEFAULT_BRANDING = SiteBranding.build(DEFAULT_PALETTE, FontChoice.SYSTEM, {})
@@ -92,11 +177,7 @@ async def load_site(session: AsyncSession, tenant_id: UUID) -> TenantSite | None
             ModuleActivation.tenant_id == tenant_id, ModuleActivation.enabled.is_(True)
         )
     )
-    site_branding = (
-        SiteBranding.build(branding.palette(), branding.font, branding.tagline)
-        if branding
-        else DEFAULT_BRANDING
-    )
+    site_branding = SiteBranding.from_row(branding, commune.name()) if branding else DEFAULT_BRANDING
     return TenantSite(
         id=commune.id,
         slug=commune.slug,

@@ -34,7 +34,15 @@ from perron.web.pages import STATIC_PREFIX, site_context
 log = get_logger("perron.web")
 
 ASGIApp = Callable[[Any, Any, Any], Awaitable[None]]
-ALWAYS_SERVED = (STATIC_PREFIX + "/", "/branding.css", "/favicon.ico")
+ALWAYS_SERVED = (
+    STATIC_PREFIX + "/",
+    "/branding.css",
+    "/favicon.ico",
+    "/logo",
+    "/icons/",
+    "/apple-touch-icon",
+    "/manifest.webmanifest",
+)
 
 
 def _header(scope: dict[str, Any], name: bytes) -> str | None:

@@ -30,6 +30,16 @@ def render(
     """Render a template with Jinja directly into Litestar's low-level response (its
     Template and Response objects cost more than rendering a small page) and add the CSRF
     token for forms."""
+    return ASGIResponse(
+        body=render_text(request, template, context).encode(),
+        status_code=status_code,
+        media_type=MediaType.HTML,
+        headers=PAGE_HEADERS,
+    )
+
+
+def render_text(request: Request[Any, Any, Any], template: str, context: dict[str, Any]) -> str:
+    """The HTML of a page, with the CSRF token for its forms."""
     templates: Templates = request.app.state.templates
     token = ScopeState.from_scope(request.scope).csrf_token
     csrf = "" if token is Empty else token
@@ -40,13 +50,7 @@ def render(
         else "",
     }
     language = request.scope.get("state", {}).get("language") or current_language()
-    body = templates.render(template, context, language)
-    return ASGIResponse(
-        body=body.encode(),
-        status_code=status_code,
-        media_type=MediaType.HTML,
-        headers=PAGE_HEADERS,
-    )
+    return templates.render(template, context, language)
 
 
 def static_url(path: str) -> str:

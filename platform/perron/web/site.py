@@ -22,8 +22,15 @@ from litestar.static_files import create_static_files_router
 from perron.config import Settings
 from perron.db.scope import IsolationError
 from perron.errors import PerronError
+from perron.notifications.web import ROUTES as NOTIFICATION_ROUTES
+from perron.sdk.registry import registry
+from perron.sdk.web import admin_navigation, module_routers, navigation, render_widgets, services
 from perron.tenancy.site import TenantSite
+from perron.web import admin
+from perron.web.auth import SessionMiddleware
+from perron.web.brand_assets import ROUTES as BRAND_ROUTES
 from perron.web.errors import error_handler
+from perron.web.legal import ROUTES as LEGAL_ROUTES
 from perron.web.page_cache import PUBLIC_PAGE, PageCacheMiddleware
 from perron.web.pages import READ_ONLY, STATIC_PREFIX, render, site_context
 from perron.web.templating import Templates
@@ -37,16 +44,34 @@ def current_site(request: SiteRequest) -> TenantSite:
 
 
 def page(request: SiteRequest, template: str, *, status_code: int = 200, **context: Any) -> ASGIResponse:
-    """Render a page of the commune's site with the context every page needs."""
+    """Render a page of the commune's site with the context every page needs: the commune,
+    the language, the person (``user``) and the navigation of the modules switched on."""
+    return render(request, template, page_context(request, context), status_code)
+
+
+def page_context(request: SiteRequest, context: dict[str, Any]) -> dict[str, Any]:
     state = request.scope["state"]
-    base = site_context(state["site"], state["language"], path=request.scope["path"])
-    return render(request, template, base | context, status_code)
+    site: TenantSite = state["site"]
+    path = request.scope["path"]
+    user = state.get("user")
+    base = site_context(site, state["language"], path=path) | {
+        "user": user,
+        "contact": site.contact,
+        "nav": navigation(registry, site, path),
+    }
+    if path == "/admin" or path.startswith("/admin/"):
+        base["admin_nav"] = admin_navigation(registry, site, path, user.roles if user else frozenset())
+    return base | context
 
 
 @get("/", name="home", opt=PUBLIC_PAGE)
 async def home(request: SiteRequest) -> ASGIResponse:
     site = current_site(request)
-    return page(request, "perron/home.html", contact=site.contact, services=[])
+    language = request.scope["state"]["language"]
+    runtime = request.app.state.runtime
+    async with runtime.database.session() as session:
+        widgets = await render_widgets(registry, site, language, session, request.app.state.templates)
+    return page(request, "perron/home.html", services=services(registry, site, language), widgets=widgets)
 
 
 @get("/branding.css", name="branding_css", media_type="text/css", opt=READ_ONLY)
@@ -72,6 +97,11 @@ def create_site_app(settings: Settings, templates: Templates, runtime: Any) -> L
         route_handlers=[
             home,
             branding_css,
+            *BRAND_ROUTES,
+            *admin.ROUTES,
+            *LEGAL_ROUTES,
+            *NOTIFICATION_ROUTES,
+            *module_routers(registry),
             create_static_files_router(
                 path=STATIC_PREFIX,
                 directories=static_directories(settings),  # type: ignore[arg-type]
@@ -92,7 +122,10 @@ def create_site_app(settings: Settings, templates: Templates, runtime: Any) -> L
             IsolationError: handle_error,
             Exception: handle_error,
         },
-        middleware=[DefineMiddleware(PageCacheMiddleware, cache=page_cache)],  # type: ignore[arg-type]
+        middleware=[
+            SessionMiddleware,  # type: ignore[list-item]
+            DefineMiddleware(PageCacheMiddleware, cache=page_cache),  # type: ignore[arg-type]
+        ],
         request_max_body_size=settings.max_request_body_bytes,
         debug=False,
         openapi_config=None,

@@ -12,16 +12,25 @@ but a literal string still translates at render time.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from jinja2 import BaseLoader, ChoiceLoader, Environment, FileSystemLoader, PackageLoader, select_autoescape
+from jinja2 import (
+    BaseLoader,
+    ChoiceLoader,
+    Environment,
+    FileSystemLoader,
+    PackageLoader,
+    Undefined,
+    select_autoescape,
+)
 from jinja2.ext import Extension
 from jinja2.lexer import Token, TokenStream
 from markupsafe import Markup
 
-from perron import __version__
+from perron import __version__, i18n
 from perron.i18n import language_name, translations, using_language
 from perron.tenancy.models import LANGUAGES
 
@@ -77,6 +86,47 @@ def _format(message: str, **variables: Any) -> Markup:
     return text % variables if variables else text
 
 
+_FORMATTERS: tuple[Callable[..., str], ...] = (
+    i18n.format_date,
+    i18n.format_datetime,
+    i18n.format_time,
+    i18n.format_timedelta,
+    i18n.format_relative,
+    i18n.format_number,
+    i18n.format_percent,
+    i18n.format_currency,
+    i18n.format_list,
+)
+
+
+def _formatter(function: Callable[..., str], language: str) -> Callable[..., str]:
+    """``function`` in the environment's language; a missing value (None, undefined) shows
+    nothing rather than an error or, for dates, today."""
+    bound = partial(function, language=language)
+
+    def format_value(value: Any, *args: Any, **kwargs: Any) -> str:
+        return "" if value is None or isinstance(value, Undefined) else bound(value, *args, **kwargs)
+
+    return format_value
+
+
+def _content_helpers(language: str) -> dict[str, Callable[..., Any]]:
+    """``title|pick(site.languages)``: the text for this language, else the fallbacks' (see
+    ``perron.i18n.pick``); ``title|pick_language(site.languages)`` names the language shown."""
+
+    def pick(values: Any, fallbacks: Sequence[str] = (), default: str = "") -> str:
+        if values is None or isinstance(values, Undefined):
+            return default
+        return i18n.pick(values, language, fallbacks, default=default)
+
+    def pick_language(values: Any, fallbacks: Sequence[str] = ()) -> str | None:
+        if values is None or isinstance(values, Undefined):
+            return None
+        return i18n.pick_language(values, language, fallbacks)
+
+    return {"pick": pick, "pick_language": pick_language}
+
+
 class Templates:
     """The template environments of one process: one per language, same loaders."""
 
@@ -104,6 +154,12 @@ class Templates:
             language_name=language_name,
             perron_version=__version__,
         )
+        # Locale formatting and multilingual content, as filters (``when|format_date``) and
+        # as functions (``format_currency(price, "EUR")``), always in this environment's language.
+        helpers = {function.__name__: _formatter(function, language) for function in _FORMATTERS}
+        helpers |= _content_helpers(language)
+        environment.filters.update(helpers)
+        environment.globals.update(helpers)
         return environment
 
     def environment(self, language: str) -> Environment:

@@ -1,0 +1,210 @@
+"""What a test drives Perron with: :class:`Harness`."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from perron import signals
+from perron.audit import SYSTEM, acting_as
+from perron.db.scope import no_scope, platform_scope, tenant_scope
+from perron.identity import actions as identity
+from perron.identity.models import Account, AccountKind, Assurance
+from perron.identity.sessions import SESSION_COOKIE, open_session
+from perron.runtime import Runtime
+from perron.sdk import activation
+from perron.tenancy import actions
+from perron.tenancy.models import Commune, CommuneStatus
+
+
+@dataclass(frozen=True)
+class Tenant:
+    """A throwaway commune."""
+
+    commune: Commune
+    host: str
+
+    @property
+    def id(self) -> UUID:
+        return self.commune.id
+
+    @property
+    def slug(self) -> str:
+        return self.commune.slug
+
+
+@dataclass(frozen=True)
+class Person:
+    """Someone with an account in a commune and a login session (``token`` is the cookie)."""
+
+    tenant: Tenant
+    account: Account
+    token: str
+    assurance: Assurance
+
+    @property
+    def id(self) -> UUID:
+        return self.account.id
+
+
+class Harness:
+    def __init__(self, app: Any, runtime: Runtime) -> None:
+        self.app = app
+        self.runtime = runtime
+        self._nis = itertools.count(90001, 13)
+        self._clients: list[httpx.AsyncClient] = []
+
+    @property
+    def database(self) -> Any:
+        return self.runtime.database
+
+    async def commune(
+        self,
+        slug: str,
+        *,
+        languages: Iterable[str] = ("fr",),
+        names: Mapping[str, str] | None = None,
+        status: CommuneStatus = CommuneStatus.ACTIVE,
+    ) -> Tenant:
+        """A commune answering at ``<slug>.test``."""
+        codes = list(languages)
+        host = f"{slug}.test"
+        with no_scope(), platform_scope("test: create a commune"), acting_as(SYSTEM):
+            async with self.database.transaction() as session:
+                commune = await actions.create_commune(
+                    session,
+                    slug=slug,
+                    nis_code=str(next(self._nis)),
+                    names=dict(names or {code: slug.replace("-", " ").title() for code in codes}),
+                    languages=codes,
+                    domains=[host],
+                    console_host=self.runtime.settings.console_host,
+                    status=CommuneStatus.ACTIVE if status is not CommuneStatus.PROVISIONING else status,
+                )
+                if status in (CommuneStatus.SUSPENDED, CommuneStatus.ARCHIVED):
+                    await actions.set_status(session, commune, status)
+        return Tenant(commune, host)
+
+    @asynccontextmanager
+    async def transaction(self, tenant: Tenant) -> AsyncIterator[AsyncSession]:
+        """A transaction in the commune's scope, committed at the end of the block."""
+        with tenant_scope(tenant.id), acting_as(SYSTEM):
+            async with self.database.transaction() as session:
+                yield session
+
+    async def enable(
+        self, tenant: Tenant, module: str, *, settings: Mapping[str, Any] | None = None, demo: bool = False
+    ) -> None:
+        """Switch a module on for the commune (with its own settings, and demo content)."""
+        async with self.transaction(tenant) as session:
+            if settings:
+                await activation.update_settings(session, tenant.id, module, dict(settings))
+            await activation.enable(session, tenant.id, module)
+            if demo:
+                await activation.seed(session, tenant.id, module)
+        await self.settle()
+
+    async def disable(self, tenant: Tenant, module: str) -> None:
+        async with self.transaction(tenant) as session:
+            await activation.disable(session, tenant.id, module)
+        await self.settle()
+
+    async def person(
+        self,
+        tenant: Tenant,
+        *,
+        kind: AccountKind = AccountKind.CITIZEN,
+        assurance: Assurance = Assurance.SUBSTANTIAL,
+        name: str | None = None,
+        roles: Iterable[str] = (),
+        resident: bool = True,
+        language: str | None = None,
+        email: str | None = None,
+        street: str | None = None,
+        house_number: str | None = None,
+        postcode: str | None = None,
+        birth_year: int | None = None,
+    ) -> Person:
+        """Someone logged in to the commune's site at the given level of assurance."""
+        async with self.transaction(tenant) as session:
+            account = await identity.create_account(
+                session,
+                tenant.id,
+                display_name=name or f"{kind.value.title()} {next(self._nis)}",
+                kind=kind,
+                roles=roles,
+                language=language or tenant.commune.languages[0],
+                email=email,
+                assurance=assurance,
+                resident=resident,
+                street=street,
+                house_number=house_number,
+                postcode=postcode,
+                birth_year=birth_year,
+            )
+            token = await open_session(session, account, assurance)
+        await self.settle()
+        return Person(tenant, account, token, assurance)
+
+    async def citizen(self, tenant: Tenant, **options: Any) -> Person:
+        return await self.person(tenant, kind=AccountKind.CITIZEN, **options)
+
+    async def staff(self, tenant: Tenant, *, roles: Iterable[str] = ("admin",), **options: Any) -> Person:
+        options.setdefault("resident", False)
+        return await self.person(tenant, kind=AccountKind.STAFF, roles=roles, **options)
+
+    def client(
+        self, tenant: Tenant | str, *, person: Person | None = None, **options: Any
+    ) -> httpx.AsyncClient:
+        """An HTTP client whose requests go to the commune's host (as ``person`` if given)."""
+        host = tenant if isinstance(tenant, str) else tenant.host
+        transport = httpx.ASGITransport(app=self.app, client=("127.0.0.1", 50000))
+        client = httpx.AsyncClient(transport=transport, base_url=f"http://{host}", **options)
+        if person is not None:
+            client.cookies.set(SESSION_COOKIE, person.token, domain=host)
+        self._clients.append(client)
+        return client
+
+    async def form_token(self, client: httpx.AsyncClient, path: str) -> str:
+        """Open a page with a form and return its CSRF token (forms need it to be accepted)."""
+        response = await client.get(path)
+        response.raise_for_status()
+        token = client.cookies.get("perron_csrf")
+        if not token:
+            raise AssertionError(f"{path} set no CSRF cookie: is there a form on that page?")
+        return token
+
+    async def post_form(
+        self, client: httpx.AsyncClient, form_page: str, action: str, data: Mapping[str, Any], **options: Any
+    ) -> httpx.Response:
+        """Submit a form as a browser would: open the page, then post with its CSRF token."""
+        token = await self.form_token(client, form_page)
+        return await client.post(action, data={**data, "_csrf_token": token}, **options)
+
+    async def settle(self) -> None:
+        """Let deliveries of signals sent by committed changes finish."""
+        await signals.dispatcher.drain()
+
+    async def run_jobs(self, rounds: int = 5) -> None:
+        """Run every queued job, and the jobs and signals those cause, until nothing is left."""
+        jobs = self.runtime.jobs
+        for _ in range(rounds):
+            await self.settle()
+            relayed = await jobs.relay_once()
+            await asyncio.to_thread(jobs.join)
+            await self.settle()
+            if relayed == 0:
+                return
+
+    async def close(self) -> None:
+        for client in self._clients:
+            await client.aclose()
+        self._clients.clear()

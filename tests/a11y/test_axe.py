@@ -1,0 +1,270 @@
+"""Every page of the demo communes passes axe-core's WCAG 2.0/2.1 A and AA rules in a real
+browser, fits a 360px-wide phone screen, and keeps working without JavaScript.
+
+The crawl starts at each demo commune's home page and follows every link to the same site,
+breadth first (never logout, language switches, static files or other sites), in each of the
+commune's languages, once as an anonymous visitor and once as a logged-in staff
+administrator, so the staff pages and the pages of every module switched on are covered.
+Each page is checked at a desktop width and at 360px: axe-core's serious and critical
+violations, horizontal overflow, Content-Security-Policy refusals (an inline style or script
+that the browser silently dropped) and links that lead nowhere all fail the test, listed
+page by page.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from tests.a11y.conftest import AXE, DemoCommune
+
+pytestmark = pytest.mark.slow
+
+WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+BLOCKING = ("serious", "critical")
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 360, "height": 740}
+MAX_PAGES = 80
+"""Per crawl (one commune, language and visitor): more means a link multiplies pages."""
+NOT_PAGES = (
+    "/static/",
+    "/media/",
+    "/icons/",
+    "/logout",
+    "/branding.css",
+    "/favicon.ico",
+    "/apple-touch-icon.png",
+    "/manifest.webmanifest",
+    "/logo",
+)
+PARALLEL_CRAWLS = 3
+
+RUN_AXE = """async (tags) => {
+  const results = await axe.run(document, {
+    runOnly: {type: "tag", values: tags},
+    resultTypes: ["violations"],
+  });
+  return results.violations.map((violation) => ({
+    id: violation.id,
+    impact: violation.impact,
+    help: violation.help,
+    targets: violation.nodes.map((node) => node.target.join(" ")).slice(0, 5),
+  }));
+}"""
+
+OVERFLOW = """() => {
+  const width = window.innerWidth;
+  const scroll = document.documentElement.scrollWidth;
+  const wide = [];
+  if (scroll > width) {
+    for (const element of document.querySelectorAll("body *")) {
+      const box = element.getBoundingClientRect();
+      if (box.width > 0 && box.right > width + 1) {
+        const classes = typeof element.className === "string" && element.className.trim()
+          ? "." + element.className.trim().split(/\\s+/).join(".") : "";
+        wide.push(element.tagName.toLowerCase() + (element.id ? "#" + element.id : "") + classes);
+      }
+    }
+  }
+  return {scroll, width, wide: wide.slice(0, 5)};
+}"""
+
+
+@dataclass
+class Crawl:
+    commune: str
+    language: str
+    visitor: str
+    pages: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    def report(self, path: str, problem: str) -> None:
+        self.problems.append(f"{self.commune} [{self.language}, {self.visitor}] {path}: {problem}")
+
+
+def _same_site_page(url: str, origin: str) -> str | None:
+    """The path and query to visit for a link, or None when it is not a page of this site."""
+    parts = urlsplit(url)
+    if f"{parts.scheme}://{parts.netloc}" != origin:
+        return None
+    if parts.path.startswith(NOT_PAGES) or "lang=" in parts.query:
+        return None
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+def _page_key(path: str) -> str:
+    """Links that show the same page: the login page is the same whatever page comes next."""
+    parts = urlsplit(path)
+    query = "&".join(pair for pair in parts.query.split("&") if pair and not pair.startswith("next="))
+    return parts.path + (f"?{query}" if query else "")
+
+
+async def _check_page(
+    page: Any, crawl: Crawl, origin: str, path: str, found_on: str, csp_refusals: list[str]
+) -> list[str]:
+    """Check one page; return the same-site links it offers."""
+    csp_refusals.clear()
+    await page.set_viewport_size(DESKTOP)
+    response = await page.goto(origin + path, wait_until="load")
+    status = response.status if response is not None else 0
+    content_type = response.headers.get("content-type", "") if response is not None else ""
+    if status >= 400:
+        crawl.report(path, f"answers {status}, yet {found_on} links to it")
+    if "text/html" not in content_type:
+        return []
+    for width, viewport in (("desktop", DESKTOP), ("360px", PHONE)):
+        await page.set_viewport_size(viewport)
+        for violation in await page.evaluate(RUN_AXE, WCAG_TAGS):
+            if violation["impact"] in BLOCKING:
+                crawl.report(
+                    path,
+                    f"axe {violation['id']} ({violation['impact']}, {width}): {violation['help']} "
+                    f"at {', '.join(violation['targets'])}",
+                )
+    overflow = await page.evaluate(OVERFLOW)
+    if overflow["scroll"] > overflow["width"]:
+        crawl.report(
+            path,
+            f"wider than a 360px screen ({overflow['scroll']}px), because of {', '.join(overflow['wide'])}",
+        )
+    for refusal in csp_refusals:
+        crawl.report(path, f"the browser refused something under the Content-Security-Policy: {refusal}")
+    links = await page.eval_on_selector_all("a[href]", "links => links.map((link) => link.href)")
+    return [found for found in (_same_site_page(link, origin) for link in links) if found]
+
+
+async def _crawl(browser: Any, port: int, commune: DemoCommune, language: str, staff: bool) -> Crawl:
+    crawl = Crawl(commune.slug, language, "staff admin" if staff else "visitor")
+    origin = f"http://{commune.host}:{port}"
+    context = await browser.new_context(viewport=DESKTOP, locale=language)
+    await context.add_init_script(path=str(AXE))
+    cookies = [{"name": "perron_lang", "value": language, "url": origin + "/"}]
+    if staff:
+        cookies.append({"name": "perron_session", "value": commune.staff_token, "url": origin + "/"})
+    await context.add_cookies(cookies)
+    page = await context.new_page()
+    csp_refusals: list[str] = []
+    page.on(
+        "console",
+        lambda message: csp_refusals.append(message.text)
+        if message.type == "error" and "Content Security Policy" in message.text
+        else None,
+    )
+    queue: deque[tuple[str, str]] = deque([("/", "")])
+    seen = {"/"}
+    try:
+        while queue:
+            path, found_on = queue.popleft()
+            if len(crawl.pages) >= MAX_PAGES:
+                crawl.report(path, f"the crawl stopped after {MAX_PAGES} pages: do links multiply pages?")
+                break
+            crawl.pages.append(path)
+            for link in await _check_page(page, crawl, origin, path, found_on, csp_refusals):
+                if _page_key(link) not in seen:
+                    seen.add(_page_key(link))
+                    queue.append((link, path))
+    finally:
+        await context.close()
+    return crawl
+
+
+async def test_every_page_passes_axe_fits_a_phone_and_has_no_broken_link(
+    demo_communes: list[DemoCommune], live_server: int, browser: Any
+) -> None:
+    limit = asyncio.Semaphore(PARALLEL_CRAWLS)
+
+    async def crawl(commune: DemoCommune, language: str, staff: bool) -> Crawl:
+        async with limit:
+            return await _crawl(browser, live_server, commune, language, staff)
+
+    crawls = await asyncio.gather(
+        *(
+            crawl(commune, language, staff)
+            for commune in demo_communes
+            for language in commune.languages
+            for staff in (False, True)
+        )
+    )
+
+    assert {commune.slug for commune in demo_communes} >= {"andenne", "hannut", "la-louviere"}
+    problems = [problem for crawl in crawls for problem in crawl.problems]
+    assert problems == [], "\n" + "\n".join(problems)
+    for done in crawls:
+        # The crawl really walked the site: the pages every commune has were reached by links.
+        expected = {"/", "/accessibility", "/privacy"} | ({"/admin"} if done.visitor == "staff admin" else set())
+        assert expected <= set(done.pages), (done.commune, done.language, done.visitor, done.pages)
+    by_commune = {commune.slug: commune for commune in demo_communes}
+    for done in crawls:
+        # Every module switched on shows up in the navigation and its pages were checked.
+        for module in by_commune[done.commune].enabled_modules:
+            assert any(page.startswith(f"/{module}") for page in done.pages), (done.commune, module)
+    print(
+        f"\naxe-core checked {sum(len(done.pages) for done in crawls)} pages in {len(crawls)} crawls: "
+        + ", ".join(f"{done.commune}/{done.language}/{done.visitor}: {len(done.pages)}" for done in crawls)
+    )
+
+
+async def test_without_javascript_the_menu_opens_and_its_links_work(
+    demo_communes: list[DemoCommune], live_server: int, browser: Any
+) -> None:
+    hannut = next(commune for commune in demo_communes if commune.slug == "hannut")
+    origin = f"http://{hannut.host}:{live_server}"
+    context = await browser.new_context(java_script_enabled=False, viewport=PHONE, locale="fr")
+    try:
+        page = await context.new_page()
+        await page.goto(origin + "/")
+        menu = page.locator("nav.site-nav details")
+        links = menu.locator("a")
+        # On a phone the menu is closed: its links are hidden until the visitor opens it.
+        assert await menu.is_visible()
+        assert not await links.first.is_visible()
+        await menu.locator("summary").click()
+        assert await links.first.is_visible()
+        assert await links.count() == 1 + len(hannut.enabled_modules)
+        await links.last.click()
+        await page.wait_for_load_state()
+        target = "/" if not hannut.enabled_modules else f"/{hannut.enabled_modules[-1]}"
+        assert urlsplit(page.url).path.startswith(target)
+        # Wide screens show the same links as a bar, without opening anything.
+        await page.set_viewport_size(DESKTOP)
+        await page.goto(origin + "/accessibility")
+        bar = page.locator("nav.site-nav .site-nav__bar a")
+        assert await bar.count() == 1 + len(hannut.enabled_modules)
+        for index in range(await bar.count()):
+            assert await bar.nth(index).is_visible()
+        assert not await menu.is_visible()
+        # The footer's links and the language switcher are plain links as well.
+        await page.get_by_role("link", name="Nederlands").click()
+        await page.wait_for_load_state()
+        assert await page.locator("html").get_attribute("lang") == "nl"
+        assert urlsplit(page.url).path == "/accessibility"
+    finally:
+        await context.close()
+
+
+async def test_the_check_catches_what_it_looks_for(browser: Any) -> None:
+    """The same checks on a page made to fail: axe-core is loaded and its findings are kept,
+    overflow is measured, so a clean crawl means clean pages."""
+    context = await browser.new_context(viewport=PHONE)
+    await context.add_init_script(path=str(AXE))
+    try:
+        page = await context.new_page()
+        await page.set_content(
+            '<!doctype html><html lang="fr"><head><title>Essai</title></head><body><main>'
+            '<img src="/photo.jpg"><a href="/x"></a><table><tr><td>'
+            + "x" * 200
+            + "</td></tr></table></main></body></html>"
+        )
+        found = {violation["id"]: violation for violation in await page.evaluate(RUN_AXE, WCAG_TAGS)}
+        assert found["image-alt"]["impact"] in BLOCKING
+        assert found["link-name"]["impact"] in BLOCKING
+        overflow = await page.evaluate(OVERFLOW)
+        assert overflow["scroll"] > overflow["width"] == PHONE["width"]
+        assert "table" in overflow["wide"]
+    finally:
+        await context.close()
