@@ -14,7 +14,11 @@ UV_PYTHON_DOWNLOADS=never python3 -m uv sync --frozen --quiet
 # axe-core for the accessibility check (tests/a11y), from the committed lock; skipped when current.
 if [ ! -f infra/a11y/node_modules/axe-core/axe.min.js ] \
   || [ infra/a11y/package-lock.json -nt infra/a11y/node_modules/.package-lock.json ]; then
-  npm ci --prefix infra/a11y --ignore-scripts --no-audit --no-fund --loglevel=error
+  if command -v npm >/dev/null; then
+    npm ci --prefix infra/a11y --ignore-scripts --no-audit --no-fund --loglevel=error
+  else
+    echo "npm is missing: the accessibility check (tests/a11y) needs Node.js and npm for axe-core" >&2
+  fi
 fi
 
 if [ "${1:-}" = "--services" ]; then

@@ -141,7 +141,7 @@ class Settings(BaseSettings):
     def _check_mail_from(cls, value: str) -> str:
         text = value.strip()
         local, at, domain = text.rpartition("@")
-        if not at or not local or "." not in domain or any(c.isspace() or c in "<>,;\"" for c in text):
+        if not at or not local or "." not in domain or any(c.isspace() or c in '<>,;"' for c in text):
             raise ValueError("must be a plain e-mail address such as no-reply@example.be")
         return text
 

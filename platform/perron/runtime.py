@@ -24,7 +24,7 @@ from perron.db.migrate import missing_heads, sync_url
 from perron.errors import PerronError
 from perron.jobs.runtime import Jobs
 from perron.logging import get_logger
-from perron.sdk.registry import registry
+from perron.modules.registry import registry
 from perron.tenancy.resolver import TenantResolver
 from perron.web.templating import Templates, theme_template_dirs
 

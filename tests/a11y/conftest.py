@@ -26,7 +26,7 @@ from perron.db.scope import platform_scope, tenant_scope
 from perron.identity.actions import create_account
 from perron.identity.models import AccountKind, Assurance
 from perron.identity.sessions import open_session
-from perron.sdk.registry import registry
+from perron.modules.registry import registry
 from perron.tenancy.definitions import apply_definitions, load_definitions
 from perron.tenancy.models import Commune
 from tests.conftest import CONSOLE_HOST, ROOT
@@ -99,7 +99,9 @@ async def live_server(app: Any) -> AsyncIterator[int]:
     """The application on a real socket; its lifespan already ran in ``app_and_runtime``."""
     port = _free_port()
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning", access_log=False)
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, lifespan="off", log_level="warning", access_log=False
+        )
     )
     task = asyncio.create_task(server.serve())
     while not server.started:

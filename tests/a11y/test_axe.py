@@ -151,9 +151,11 @@ async def _crawl(browser: Any, port: int, commune: DemoCommune, language: str, s
     csp_refusals: list[str] = []
     page.on(
         "console",
-        lambda message: csp_refusals.append(message.text)
-        if message.type == "error" and "Content Security Policy" in message.text
-        else None,
+        lambda message: (
+            csp_refusals.append(message.text)
+            if message.type == "error" and "Content Security Policy" in message.text
+            else None
+        ),
     )
     queue: deque[tuple[str, str]] = deque([("/", "")])
     seen = {"/"}
@@ -196,7 +198,9 @@ async def test_every_page_passes_axe_fits_a_phone_and_has_no_broken_link(
     assert problems == [], "\n" + "\n".join(problems)
     for done in crawls:
         # The crawl really walked the site: the pages every commune has were reached by links.
-        expected = {"/", "/accessibility", "/privacy"} | ({"/admin"} if done.visitor == "staff admin" else set())
+        expected = {"/", "/accessibility", "/privacy"} | (
+            {"/admin"} if done.visitor == "staff admin" else set()
+        )
         assert expected <= set(done.pages), (done.commune, done.language, done.visitor, done.pages)
     by_commune = {commune.slug: commune for commune in demo_communes}
     for done in crawls:

@@ -6,11 +6,13 @@ pointed at it. Import the fixtures where needed::
 ``smtp_server`` collects every message the server accepted (``smtp_server.messages``, each
 parsed with the standard library) and refuses recipients named ``nobody@...`` for good (550);
 ``smtp_mail`` makes this process's e-mail go to it, with
-retries a few milliseconds apart instead of a minute.
+retries a few milliseconds apart instead of a minute. ``run_jobs(runtime)`` runs every queued
+job, and the jobs those queue, until the outbox is empty.
 """
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 from collections.abc import Iterator
@@ -22,9 +24,12 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
+from sqlalchemy import select
 
-from perron import mail
+from perron import mail, signals
 from perron.config import Settings
+from perron.db.scope import platform_scope
+from perron.jobs import OutboxMessage
 
 
 @dataclass(frozen=True)
@@ -120,3 +125,20 @@ def smtp_mail(smtp_server: SMTPServer, runtime: Any) -> Iterator[SMTPServer]:
         yield smtp_server
     finally:
         mail.restore(previous)
+
+
+async def run_jobs(runtime: Any, rounds: int = 50) -> None:
+    """Run queued jobs until none is left. The server's own relay may take a message from
+    the outbox at any moment; an outbox row disappears only once the broker holds its
+    message, so an empty outbox after the workers went idle means everything ran."""
+    jobs = runtime.jobs
+    for _ in range(rounds):
+        await signals.dispatcher.drain()
+        await jobs.relay_once()
+        await asyncio.to_thread(jobs.join)
+        await signals.dispatcher.drain()
+        with platform_scope("test: is the outbox empty"):
+            async with runtime.database.session() as session:
+                if await session.scalar(select(OutboxMessage.id).limit(1)) is None:
+                    return
+    raise AssertionError(f"jobs were still being queued after {rounds} rounds")

@@ -24,6 +24,7 @@ from perron.cli import main
 from perron.db.engine import Database
 from perron.db.scope import IsolationError, platform_scope, tenant_scope
 from perron.errors import Invalid
+from perron.i18n import using_language
 from perron.media import MediaStore
 from perron.tenancy import actions
 from perron.tenancy.branding import prepare_logo
@@ -165,17 +166,17 @@ BAD_LOGOS = [
     pytest.param(
         bomb_png(),
         "bomb.png",
-        "the image declares 20000×20000 pixels; a logo may be at most 4000×4000 pixels",
+        "The image declares 20000×20000 pixels; a logo may be at most 4000×4000 pixels.",
         id="decompression-bomb",
     ),
     pytest.param(
         image_bytes("PNG", (4500, 300)),
         "banner.png",
-        "the image is 4500×300 pixels; a logo may be at most 4000×4000 pixels",
+        "The image is 4500×300 pixels; a logo may be at most 4000×4000 pixels",
         id="too-many-pixels",
     ),
     pytest.param(image_bytes("GIF"), "logo.gif", "GIF images are not accepted", id="gif"),
-    pytest.param(b"", "empty.png", "'empty.png' is empty", id="empty"),
+    pytest.param(b"", "empty.png", "'empty.png' is empty.", id="empty"),
 ]
 
 
@@ -197,7 +198,7 @@ async def test_a_bad_logo_is_refused_in_words_and_changes_nothing(
     before = await logo_state(database, media, commune)
 
     async def attempt(session: AsyncSession) -> None:
-        with pytest.raises(Invalid) as caught:
+        with using_language("en"), pytest.raises(Invalid) as caught:
             await actions.set_logo(session, commune.id, data, filename, media=media)
         assert caught.value.field == "logo"
         assert message in caught.value.reason
@@ -467,7 +468,7 @@ async def test_intro_and_home_sections_are_stored_and_refused_in_words(
     )
 
     async def refused(session: AsyncSession) -> None:
-        with pytest.raises(Invalid) as caught:
+        with using_language("en"), pytest.raises(Invalid) as caught:
             await actions.update_branding(session, commune.id, home_sections=["intro", "weather"])
         assert caught.value.field == "home_sections"
         assert "'weather': not a home-page section" in caught.value.reason
@@ -528,7 +529,7 @@ def test_a_tenant_file_naming_a_bad_logo_is_refused_with_file_and_key(demo: Path
         f"{demo / 'andenne' / 'tenant.toml'}: branding.logo: '../hannut/logo.png' must be a file inside "
         "the commune's folder, such as 'logo.png'",
         f"{demo / 'hannut' / 'tenant.toml'}: branding.logo: 'logo.png' is named like a PNG image but "
-        "does not contain one; upload a PNG, JPEG or WebP image",
+        "does not contain one; upload a PNG, JPEG or WebP image.",
     ]
 
 

@@ -15,15 +15,22 @@ from sqlalchemy import select
 
 from perron import mail
 from perron.config import ConfigurationError
+from perron.db.scope import platform_scope
 from perron.errors import Invalid
 from perron.jobs.deadletters import DeadLetter
 from perron.mail import EmailStatus, OutgoingEmail
-from perron.db.scope import platform_scope
 from perron.tenancy import actions
 from perron.tenancy.site import load_site
 from perron.testing.harness import Harness, Tenant
 from tests.conftest import base_settings
-from tests.integration.conftest_smtp import SMTPServer, free_port, mail_settings, smtp_mail, smtp_server
+from tests.integration.conftest_smtp import (
+    SMTPServer,
+    free_port,
+    mail_settings,
+    run_jobs,
+    smtp_mail,
+    smtp_server,
+)
 
 __all__ = ["smtp_mail", "smtp_server"]  # fixtures used by the tests below
 
@@ -83,7 +90,7 @@ async def test_a_message_arrives_in_the_recipients_language_and_the_communes_bra
 ) -> None:
     queued = await queue(harness, hannut)
     assert smtp_mail.messages == []  # nothing leaves before the job runs
-    await harness.run_jobs()
+    await run_jobs(harness.runtime)
 
     [received] = smtp_mail.messages
     assert received.sender == "no-reply@perron.test"
@@ -126,12 +133,21 @@ async def test_a_persons_text_is_escaped_in_html_and_left_alone_in_plain_text(
         hannut,
         language="fr",
         subject="Line one\nBcc: victim@example.be",
-        context={"title": hostile, "title_language": "fr", "body": hostile, "body_language": "fr", "source": ""},
+        context={
+            "title": hostile,
+            "title_language": "fr",
+            "body": hostile,
+            "body_language": "fr",
+            "source": "",
+        },
     )
-    await harness.run_jobs()
+    await run_jobs(harness.runtime)
     [received] = smtp_mail.messages
     assert "<script>" not in received.html and "<b>bold</b>" not in received.html
-    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; Tom &amp; Jerry &lt;b&gt;bold&lt;/b&gt;" in received.html
+    assert (
+        "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; Tom &amp; Jerry &lt;b&gt;bold&lt;/b&gt;"
+        in received.html
+    )
     assert hostile in received.text  # plain text is not HTML: nothing to escape
     # A line break in a subject cannot smuggle a header in.
     assert received.message["Subject"] == "Line one Bcc: victim@example.be"
@@ -139,7 +155,9 @@ async def test_a_persons_text_is_escaped_in_html_and_left_alone_in_plain_text(
     assert email.utils.parseaddr(received.message["From"])[0] == "Hannut"  # French this time
 
 
-async def test_a_rolled_back_change_sends_nothing(harness: Harness, hannut: Tenant, smtp_mail: SMTPServer) -> None:
+async def test_a_rolled_back_change_sends_nothing(
+    harness: Harness, hannut: Tenant, smtp_mail: SMTPServer
+) -> None:
     with pytest.raises(RuntimeError):
         async with harness.transaction(hannut) as session:
             site = await load_site(session, hannut.id)
@@ -155,7 +173,7 @@ async def test_a_rolled_back_change_sends_nothing(harness: Harness, hannut: Tena
                 category="test",
             )
             raise RuntimeError("the change failed")
-    await harness.run_jobs()
+    await run_jobs(harness.runtime)
     assert smtp_mail.messages == []
     async with harness.transaction(hannut) as session:
         assert list(await session.scalars(select(OutgoingEmail))) == []
@@ -171,7 +189,7 @@ async def test_a_bad_address_is_refused_and_nothing_is_queued(
     with pytest.raises(Invalid) as refused:
         await queue(harness, hannut, to_address=address)
     assert refused.value.field == field
-    await harness.run_jobs()
+    await run_jobs(harness.runtime)
     assert smtp_mail.messages == []
     async with harness.transaction(hannut) as session:
         assert list(await session.scalars(select(OutgoingEmail))) == []
@@ -181,7 +199,7 @@ async def test_a_recipient_the_server_refuses_fails_at_once_with_the_reason(
     harness: Harness, hannut: Tenant, smtp_mail: SMTPServer
 ) -> None:
     queued = await queue(harness, hannut, to_address="nobody@example.be")
-    await harness.run_jobs()
+    await run_jobs(harness.runtime)
     row = await stored(harness, hannut, queued.id)
     assert row.status is EmailStatus.FAILED
     assert row.attempts == 1  # refused for good: trying again would not help
@@ -196,14 +214,16 @@ async def test_smtp_down_is_retried_then_the_message_is_marked_failed(
     previous = mail.configure(mail_settings(runtime.settings, closed), runtime.templates)
     try:
         queued = await queue(harness, hannut)
-        await harness.run_jobs()
+        await run_jobs(harness.runtime)
     finally:
         mail.restore(previous)
     row = await stored(harness, hannut, queued.id)
     assert row.status is EmailStatus.FAILED
     assert row.attempts == mail.MAX_ATTEMPTS
     assert row.error is not None
-    assert row.error.startswith(f"gave up after {mail.MAX_ATTEMPTS} attempts: could not talk to SMTP 127.0.0.1")
+    assert row.error.startswith(
+        f"gave up after {mail.MAX_ATTEMPTS} attempts: could not talk to SMTP 127.0.0.1"
+    )
     assert row.failed_at is not None and row.sent_at is None
     # Giving up is the job's normal end, not a crash: no dead letter, and the site still answers.
     with platform_scope("test: look at the dead letters"):
@@ -216,12 +236,12 @@ async def test_a_message_sent_twice_by_the_broker_leaves_once(
     harness: Harness, hannut: Tenant, smtp_mail: SMTPServer, runtime: Any
 ) -> None:
     queued = await queue(harness, hannut)
-    await harness.run_jobs()
+    await run_jobs(harness.runtime)
     async with harness.transaction(hannut) as session:  # at-least-once delivery: the same job again
         from perron.jobs import enqueue
 
         enqueue(session, mail.send_email, email_id=str(queued.id))
-    await harness.run_jobs()
+    await run_jobs(harness.runtime)
     assert len(smtp_mail.messages) == 1
 
 
@@ -233,7 +253,7 @@ async def test_without_an_smtp_host_mail_is_written_to_a_folder(
     try:
         assert mail.mail_service().transport.description == f"folder {tmp_path / 'mail'}"
         queued = await queue(harness, hannut)
-        await harness.run_jobs()
+        await run_jobs(harness.runtime)
     finally:
         mail.restore(previous)
     [written] = list((tmp_path / "mail").glob("*.eml"))
@@ -251,7 +271,7 @@ async def test_switched_off_mail_sends_nothing_and_says_why(
     previous = mail.configure(off, runtime.templates)
     try:
         queued = await queue(harness, hannut)
-        await harness.run_jobs()
+        await run_jobs(harness.runtime)
     finally:
         mail.restore(previous)
     assert smtp_server.messages == []
@@ -261,9 +281,13 @@ async def test_switched_off_mail_sends_nothing_and_says_why(
 
 
 def test_smtp_settings_are_checked_when_the_process_starts(tmp_path: Path) -> None:
-    settings = base_settings(tmp_path, smtp_host="smtp.example.be", smtp_port=465, smtp_ssl=True, smtp_starttls=False)
+    settings = base_settings(
+        tmp_path, smtp_host="smtp.example.be", smtp_port=465, smtp_ssl=True, smtp_starttls=False
+    )
     assert settings.smtp_ssl and not settings.smtp_starttls
-    with pytest.raises(ConfigurationError, match="PERRON_SMTP_SSL and PERRON_SMTP_STARTTLS exclude each other"):
+    with pytest.raises(
+        ConfigurationError, match="PERRON_SMTP_SSL and PERRON_SMTP_STARTTLS exclude each other"
+    ):
         base_settings(tmp_path, smtp_ssl=True)
     with pytest.raises(ConfigurationError, match="PERRON_MAIL_FROM_ADDRESS: must be a plain e-mail address"):
         base_settings(tmp_path, mail_from_address="Perron <no-reply@example.be>")

@@ -49,7 +49,10 @@ def _english() -> Iterator[None]:
 
 @pytest.fixture
 async def hannut(make_commune: MakeCommune) -> Commune:
-    return await make_commune("hannut", languages=["fr", "nl"], names={"fr": "Hannut", "nl": "Hannuit"})
+    # English is offered too, so that the pages can be checked in their message ids.
+    return await make_commune(
+        "hannut", languages=["fr", "nl", "en"], names={"fr": "Hannut", "nl": "Hannuit", "en": "Hannut"}
+    )
 
 
 @pytest.fixture
@@ -127,8 +130,16 @@ async def test_an_address_is_placed_whatever_its_spelling(write: Any, read: Any,
             assert placed.neighbourhood is not None and placed.neighbourhood.id == centre.id
             assert placed.neighbourhood.names == {"fr": "Centre", "nl": "Centrum"}
             assert placed.zone_keys == {"centre"}
-        for spelling in ["rue de la station", "RUE DE LA STATION", "Stationsstraat", "stationsstr.", "r. de la gare"]:
-            placed = await service.locate_address(session, street=spelling, postcode=" 4280 ", house_number="5")
+        for spelling in [
+            "rue de la station",
+            "RUE DE LA STATION",
+            "Stationsstraat",
+            "stationsstr.",
+            "r. de la gare",
+        ]:
+            placed = await service.locate_address(
+                session, street=spelling, postcode=" 4280 ", house_number="5"
+            )
             if spelling == "r. de la gare":
                 assert placed.street is None
                 continue
@@ -152,9 +163,15 @@ async def test_an_address_is_placed_whatever_its_spelling(write: Any, read: Any,
 
 async def test_a_point_is_placed_by_outline_and_zone(write: Any, read: Any, hannut: Commune) -> None:
     async with write() as session:
-        centre = await actions.create_neighbourhood(session, hannut.id, names={"fr": "Centre"}, geometry=polygon(CENTRE))
-        north = await actions.create_neighbourhood(session, hannut.id, names={"fr": "Thisnes"}, geometry=polygon(NORTH))
-        await actions.create_zone(session, hannut.id, key="centre", names={"fr": "Centre-ville"}, geometry=polygon(TOWN))
+        centre = await actions.create_neighbourhood(
+            session, hannut.id, names={"fr": "Centre"}, geometry=polygon(CENTRE)
+        )
+        north = await actions.create_neighbourhood(
+            session, hannut.id, names={"fr": "Thisnes"}, geometry=polygon(NORTH)
+        )
+        await actions.create_zone(
+            session, hannut.id, key="centre", names={"fr": "Centre-ville"}, geometry=polygon(TOWN)
+        )
     async with read() as session:
         placed = await service.locate_point(session, *GRAND_PLACE)
         assert placed.neighbourhood is not None and placed.neighbourhood.id == centre.id
@@ -171,10 +188,14 @@ async def test_a_point_is_placed_by_outline_and_zone(write: Any, read: Any, hann
         assert [n.name() for n in await service.neighbourhoods(session)] == ["Centre", "Thisnes"]
 
 
-async def test_a_street_listed_in_a_neighbourhood_wins_over_outlines(write: Any, read: Any, hannut: Commune) -> None:
+async def test_a_street_listed_in_a_neighbourhood_wins_over_outlines(
+    write: Any, read: Any, hannut: Commune
+) -> None:
     streets = await add_streets(write, hannut)
     async with write() as session:
-        await actions.create_neighbourhood(session, hannut.id, names={"fr": "Centre"}, geometry=polygon(CENTRE))
+        await actions.create_neighbourhood(
+            session, hannut.id, names={"fr": "Centre"}, geometry=polygon(CENTRE)
+        )
         station = await actions.create_neighbourhood(
             session, hannut.id, names={"fr": "Quartier de la gare"}, street_ids=[streets["Rue de la Station"]]
         )
@@ -209,7 +230,7 @@ async def test_split_and_merge_say_where_members_go(write: Any, read: Any, hannu
                 whole.id,
                 [
                     NewNeighbourhood({"fr": "Nord"}, polygon(NORTH), [streets["Rue Zénobe Gramme"]]),
-                    NewNeighbourhood({"fr": "Sud"}, polygon(SOUTH + []), []),
+                    NewNeighbourhood({"fr": "Sud"}, polygon(SOUTH), []),
                 ],
             )
         assert "Rue Saint-Jean is in the neighbourhood but in none of the parts" in forgotten.value.reason
@@ -254,7 +275,9 @@ async def test_split_and_merge_say_where_members_go(write: Any, read: Any, hannu
         with pytest.raises(Invalid) as retired:
             await actions.merge_neighbourhoods(session, hannut.id, [whole.id, north.id], names={"fr": "Tout"})
         assert "only active neighbourhoods can be merged" in retired.value.reason
-        merged = await actions.merge_neighbourhoods(session, hannut.id, [north.id, south.id], names={"fr": "Tout"})
+        merged = await actions.merge_neighbourhoods(
+            session, hannut.id, [north.id, south.id], names={"fr": "Tout"}
+        )
     (whole_again,) = merged.created
     assert merged.mapping == {north.id: (whole_again.id,), south.id: (whole_again.id,)}
     async with read() as session:
@@ -278,7 +301,9 @@ async def test_every_change_bumps_the_version_and_is_in_the_history(
         assert await actions.update_street(session, hannut.id, street.id, names={"fr": "Rue Nouvelle"})
         assert not await actions.update_street(session, hannut.id, street.id, names={"fr": "Rue Nouvelle"})
     async with write() as session:
-        zone = await actions.create_zone(session, hannut.id, key="centre", names={"fr": "Centre"}, geometry=polygon(TOWN))
+        zone = await actions.create_zone(
+            session, hannut.id, key="centre", names={"fr": "Centre"}, geometry=polygon(TOWN)
+        )
     async with write() as session:
         await actions.delete_zone(session, hannut.id, zone.id)
     async with read() as session:
@@ -299,7 +324,9 @@ async def test_every_change_bumps_the_version_and_is_in_the_history(
     assert audited == 4
     # The placement cache follows the version: the renamed street is found under its new name.
     async with read() as session:
-        assert (await service.locate_address(session, street="rue nouvelle", postcode="4280")).street is not None
+        assert (
+            await service.locate_address(session, street="rue nouvelle", postcode="4280")
+        ).street is not None
         assert (await service.locate_address(session, street="rue neuve", postcode="4280")).street is None
 
 
@@ -317,7 +344,9 @@ async def test_a_rolled_back_change_leaves_no_trace(write: Any, read: Any, hannu
     async with read() as session:
         assert await service.version(session) == 1
         assert (await service.locate_address(session, street="rue fantome", postcode="4280")).street is None
-        assert (await service.locate_address(session, street="rue reelle", postcode="4280")).street is not None
+        assert (
+            await service.locate_address(session, street="rue reelle", postcode="4280")
+        ).street is not None
         assert await session.scalar(select(func.count()).select_from(TerritoryChange)) == 1
 
 
@@ -348,7 +377,9 @@ async def test_modules_are_told_after_commit(runtime: Any, write: Any, hannut: C
 async def test_residents_of_a_neighbourhood_or_street(write: Any, read: Any, hannut: Commune) -> None:
     streets = await add_streets(write, hannut)
     async with write() as session:
-        centre = await actions.create_neighbourhood(session, hannut.id, names={"fr": "Centre"}, geometry=polygon(CENTRE))
+        centre = await actions.create_neighbourhood(
+            session, hannut.id, names={"fr": "Centre"}, geometry=polygon(CENTRE)
+        )
         people = {}
         for name, street, postcode, resident in [
             ("Anne", "grand place", "4280", True),
@@ -358,7 +389,13 @@ async def test_residents_of_a_neighbourhood_or_street(write: Any, read: Any, han
             ("Émile", "Grand-Place", "4300", True),
         ]:
             account = await identity.create_account(
-                session, hannut.id, display_name=name, street=street, house_number="1", postcode=postcode, resident=resident
+                session,
+                hannut.id,
+                display_name=name,
+                street=street,
+                house_number="1",
+                postcode=postcode,
+                resident=resident,
             )
             people[name] = account.id
     async with read() as session:
@@ -398,7 +435,9 @@ async def territory_rows(read: Any) -> dict[str, int]:
             "must be a Polygon or a MultiPolygon",
         ),
         (
-            json.dumps(polygon([[5.07, 50.67], [5.09, 50.69], [5.09, 50.67], [5.07, 50.69], [5.07, 50.67]])).encode(),
+            json.dumps(
+                polygon([[5.07, 50.67], [5.09, 50.69], [5.09, 50.67], [5.07, 50.69], [5.07, 50.67]])
+            ).encode(),
             "geometry",
             "The outline crosses itself near longitude 5.08000, latitude 50.68000.",
         ),
@@ -413,7 +452,9 @@ async def territory_rows(read: Any) -> dict[str, int]:
             "latitude, longitude order",
         ),
         (
-            json.dumps(polygon([[215000, 150000], [216000, 150000], [216000, 151000], [215000, 150000]])).encode(),
+            json.dumps(
+                polygon([[215000, 150000], [216000, 150000], [216000, 151000], [215000, 150000]])
+            ).encode(),
             "geometry",
             "look like metres",
         ),
@@ -423,7 +464,12 @@ async def territory_rows(read: Any) -> dict[str, int]:
             "A ring needs at least three distinct points",
         ),
         (
-            json.dumps({"type": "Polygon", "coordinates": [[["5.07", 50.67], [5.08, 50.67], [5.08, 50.68], [5.07, 50.67]]]}).encode(),
+            json.dumps(
+                {
+                    "type": "Polygon",
+                    "coordinates": [[["5.07", 50.67], [5.08, 50.67], [5.08, 50.68], [5.07, 50.67]]],
+                }
+            ).encode(),
             "geometry",
             "Each point must be a pair of numbers [longitude, latitude]",
         ),
@@ -462,7 +508,9 @@ async def test_bad_geojson_is_refused_and_nothing_saved(
     before = await territory_rows(read)
     with pytest.raises(Invalid) as refused:
         async with write() as session:
-            await actions.create_zone(session, hannut.id, key="centre", names={"fr": "Centre"}, geometry=content)
+            await actions.create_zone(
+                session, hannut.id, key="centre", names={"fr": "Centre"}, geometry=content
+            )
     assert refused.value.field == field
     assert message in refused.value.reason
     with pytest.raises(Invalid):
@@ -474,7 +522,11 @@ async def test_bad_geojson_is_refused_and_nothing_saved(
 
 
 async def test_too_big_outlines_are_refused(write: Any, read: Any, hannut: Commune) -> None:
-    huge = b'{"type": "Polygon", "coordinates": [[' + b"[5.07, 50.67], " * (MAX_BYTES // 14) + b"[5.07, 50.67]]]}"
+    huge = (
+        b'{"type": "Polygon", "coordinates": [['
+        + b"[5.07, 50.67], " * (MAX_BYTES // 14)
+        + b"[5.07, 50.67]]]}"
+    )
     with pytest.raises(Invalid) as too_large:
         async with write() as session:
             await actions.create_zone(session, hannut.id, key="centre", names={"fr": "Centre"}, geometry=huge)
@@ -483,11 +535,16 @@ async def test_too_big_outlines_are_refused(write: Any, read: Any, hannut: Commu
     # 60,000 points in a small circle: under 2 MB? no matter, the point limit speaks first.
     import math
 
-    ring = [[5.08 + 0.01 * math.cos(2 * math.pi * i / 60000), 50.67 + 0.01 * math.sin(2 * math.pi * i / 60000)] for i in range(60000)]
+    ring = [
+        [5.08 + 0.01 * math.cos(2 * math.pi * i / 60000), 50.67 + 0.01 * math.sin(2 * math.pi * i / 60000)]
+        for i in range(60000)
+    ]
     ring.append(ring[0])
     with pytest.raises(Invalid) as too_many:
         async with write() as session:
-            await actions.create_zone(session, hannut.id, key="centre", names={"fr": "Centre"}, geometry=polygon(ring))
+            await actions.create_zone(
+                session, hannut.id, key="centre", names={"fr": "Centre"}, geometry=polygon(ring)
+            )
     assert "The outline has more than 50 000 points" in too_many.value.reason
     assert await territory_rows(read) == {
         "territory_streets": 0,
@@ -498,7 +555,9 @@ async def test_too_big_outlines_are_refused(write: Any, read: Any, hannut: Commu
     }
 
 
-async def test_a_feature_collection_of_polygons_is_one_outline(write: Any, read: Any, hannut: Commune) -> None:
+async def test_a_feature_collection_of_polygons_is_one_outline(
+    write: Any, read: Any, hannut: Commune
+) -> None:
     collection = {
         "type": "FeatureCollection",
         "features": [
@@ -517,7 +576,9 @@ async def test_a_feature_collection_of_polygons_is_one_outline(write: Any, read:
         assert not await service.point_in_zone(session, "ends", *GRAND_PLACE)
 
 
-async def test_street_import_reports_every_bad_row_and_saves_nothing(write: Any, read: Any, hannut: Commune) -> None:
+async def test_street_import_reports_every_bad_row_and_saves_nothing(
+    write: Any, read: Any, hannut: Commune
+) -> None:
     bad = (
         "Rue de la Station;4280\n"
         ";4280\n"
@@ -544,7 +605,11 @@ async def test_street_import_reports_every_bad_row_and_saves_nothing(write: Any,
     assert refused.value.field == "file"
     assert (await territory_rows(read))["territory_streets"] == 0
 
-    good = "fr;nl;postcode;lon;lat\nRue de la Station;Stationsstraat;4280;5,0760;50,6700\nRue du Moulin;;4280;;\n"
+    good = (
+        "fr;nl;postcode;lon;lat\n"
+        "Rue de la Station;Stationsstraat;4280;5,0760;50,6700\n"
+        "Rue du Moulin;;4280;;\n"
+    )
     async with write() as session:
         report = await actions.import_streets(session, hannut.id, good.encode("cp1252", errors="strict"))
     assert [street.names for street in report.created] == [
@@ -585,7 +650,9 @@ async def test_street_names_must_be_unique_per_postcode(write: Any, hannut: Comm
     assert missing.value.reason == "Give the name in Français."
     with pytest.raises(Invalid) as outside:
         async with write() as session:
-            await actions.create_street(session, hannut.id, names={"fr": "Rue X"}, postcode="4280", lon=2.35, lat=48.85)
+            await actions.create_street(
+                session, hannut.id, names={"fr": "Rue X"}, postcode="4280", lon=2.35, lat=48.85
+            )
     assert outside.value.reason == "The point 2.35000, 48.85000 is outside Belgium."
 
 
@@ -605,7 +672,9 @@ async def test_the_demo_communes_get_their_territory_once(database: Database, tm
     async def apply() -> dict[str, Any]:
         with platform_scope("test: apply the demo communes"):
             async with database.transaction() as session:
-                reports = await apply_definitions(session, load_definitions(folder), console_host=CONSOLE_HOST)
+                reports = await apply_definitions(
+                    session, load_definitions(folder), console_host=CONSOLE_HOST
+                )
         return {report.name: report for report in reports}
 
     first = await apply()
@@ -640,3 +709,401 @@ async def test_the_demo_communes_get_their_territory_once(database: Database, tm
     with tenant_scope(ids["hannut"]):
         async with database.session() as session:
             assert await service.version(session) == version
+
+
+# --- The staff pages --------------------------------------------------------------------
+
+
+async def staff_client(
+    runtime: Any, client_for: Any, commune: Commune, roles: tuple[str, ...] = ("territory.editor",)
+) -> Any:
+    from perron.audit import SYSTEM
+    from perron.identity.models import AccountKind, Assurance
+    from perron.identity.sessions import SESSION_COOKIE, open_session
+
+    with tenant_scope(commune.id), acting_as(SYSTEM):
+        async with runtime.database.transaction() as session:
+            account = await identity.create_account(
+                session, commune.id, display_name="Claire Agent", kind=AccountKind.STAFF, roles=roles
+            )
+            token = await open_session(session, account, Assurance.SUBSTANTIAL)
+    client = client_for(f"{commune.slug}.test")
+    client.cookies.set(SESSION_COOKIE, token, domain=f"{commune.slug}.test")
+    return client
+
+
+async def send(
+    client: Any, page: str, action: str, data: dict[str, Any], files: dict[str, Any] | None = None
+) -> Any:
+    """Open the form's page (for the CSRF cookie), then post it as a browser would."""
+    opened = await client.get(page, params={"lang": "en"})
+    assert opened.status_code == 200, opened.text
+    return await client.post(
+        action, data={**data, "_csrf_token": client.cookies.get("perron_csrf")}, files=files
+    )
+
+
+def geojson_file(ring: list[list[float]]) -> tuple[str, bytes, str]:
+    return ("outline.geojson", json.dumps(polygon(ring)).encode(), "application/geo+json")
+
+
+async def test_staff_edit_streets_from_the_pages(
+    runtime: Any, client_for: Any, hannut: Commune, read: Any
+) -> None:
+    staff = await staff_client(runtime, client_for, hannut)
+    overview = await staff.get("/admin/territory", params={"lang": "en"})
+    assert overview.status_code == 200
+    assert "Which neighbourhood is this address in?" in overview.text
+
+    refused = await send(
+        staff,
+        "/admin/territory/streets",
+        "/admin/territory/streets",
+        {"names.fr": "Rue de la Station", "names.nl": "", "postcode": "42", "lon": "", "lat": ""},
+    )
+    assert refused.status_code == 400
+    assert 'class="error-summary"' in refused.text and 'href="#field-postcode"' in refused.text
+    assert 'id="error-postcode"' in refused.text and 'aria-describedby="error-postcode"' in refused.text
+    assert "is not a Belgian postcode" in refused.text
+    assert 'value="Rue de la Station"' in refused.text  # what was typed comes back
+    assert (await territory_rows(read))["territory_streets"] == 0
+
+    added = await send(
+        staff,
+        "/admin/territory/streets",
+        "/admin/territory/streets",
+        {
+            "names.fr": "Rue de la Station",
+            "names.nl": "Stationsstraat",
+            "postcode": "4280",
+            "lon": "5,0760",
+            "lat": "50.67",
+        },
+    )
+    assert added.status_code == 303 and added.headers["location"].startswith("/admin/territory/streets?done=")
+    listing = await staff.get(added.headers["location"])  # the language choice is remembered
+    assert "The street is added." in listing.text and "Rue de la Station" in listing.text
+
+    bad_file = "Rue Neuve;4280\nRue du Moulin;99999\n;4280\n"
+    imported = await send(
+        staff,
+        "/admin/territory/streets",
+        "/admin/territory/streets/import",
+        {},
+        files={"file": ("streets.csv", bad_file.encode(), "text/csv")},
+    )
+    assert imported.status_code == 400
+    assert 'id="import-problems"' in imported.text
+    assert "<td>2</td><td>“99999” is not a Belgian postcode (four digits, such as 4280)</td>" in imported.text
+    assert "<td>3</td><td>the street name is missing</td>" in imported.text
+    assert (await territory_rows(read))["territory_streets"] == 1
+
+    imported = await send(
+        staff,
+        "/admin/territory/streets",
+        "/admin/territory/streets/import",
+        {},
+        files={"file": ("streets.csv", b"Rue Neuve;4280\nrue de la station;4280\n", "text/csv")},
+    )
+    assert imported.status_code == 303 and "count=1" in imported.headers["location"]
+    assert "present=1" in imported.headers["location"]
+
+    async with read() as session:
+        street = await service.find_street(session, street="rue neuve", postcode="4280")
+        assert street is not None
+    renamed = await send(
+        staff,
+        f"/admin/territory/streets/{street.id}",
+        f"/admin/territory/streets/{street.id}",
+        {"names.fr": "Rue Nouvelle", "postcode": "4280", "lon": "", "lat": ""},
+    )
+    assert renamed.status_code == 303
+    deleted = await send(
+        staff,
+        f"/admin/territory/streets/{street.id}/delete",
+        f"/admin/territory/streets/{street.id}/delete",
+        {},
+    )
+    assert deleted.status_code == 303
+    history = await staff.get("/admin/territory/history", params={"lang": "en"})
+    assert history.status_code == 200
+    for text in (
+        "Street added",
+        "Streets imported",
+        "Street changed",
+        "Rue Neuve, now Rue Nouvelle",
+        "Street deleted",
+    ):
+        assert text in history.text, text
+    assert history.text.count("<td>Claire Agent</td>") == 4
+    async with read() as session:
+        actors = set(
+            await session.scalars(select(AuditEntry.actor_label).where(AuditEntry.action.like("territory.%")))
+        )
+    assert actors == {"Claire Agent"}
+
+
+async def test_staff_draw_split_and_merge_neighbourhoods(
+    runtime: Any, client_for: Any, hannut: Commune, write: Any, read: Any
+) -> None:
+    streets = await add_streets(write, hannut)
+    staff = await staff_client(runtime, client_for, hannut)
+    form = await staff.get("/admin/territory/neighbourhoods/new", params={"lang": "en"})
+    assert form.status_code == 200
+    assert "<legend>R</legend>" in form.text  # streets grouped by first letter
+    assert f'value="{streets["Rue Zénobe Gramme"]}"' in form.text
+
+    crossing = [[5.07, 50.67], [5.09, 50.69], [5.09, 50.67], [5.07, 50.69], [5.07, 50.67]]
+    refused = await send(
+        staff,
+        "/admin/territory/neighbourhoods/new",
+        "/admin/territory/neighbourhoods/new",
+        {"names.fr": "Hannut", "active": "on", "streets": [str(streets["Rue Zénobe Gramme"])]},
+        files={"geometry": geojson_file(crossing)},
+    )
+    assert refused.status_code == 400
+    assert "The outline crosses itself near longitude 5.08000, latitude 50.68000." in refused.text
+    assert 'href="#field-geometry"' in refused.text
+    assert "choose it again" in refused.text
+    assert f'value="{streets["Rue Zénobe Gramme"]}" checked' in refused.text  # the ticks are kept
+    assert (await territory_rows(read))["territory_neighbourhoods"] == 0
+
+    big = [[5.070, 50.650], [5.090, 50.650], [5.090, 50.690], [5.070, 50.690], [5.070, 50.650]]
+    created = await send(
+        staff,
+        "/admin/territory/neighbourhoods/new",
+        "/admin/territory/neighbourhoods/new",
+        {
+            "names.fr": "Hannut",
+            "names.nl": "Hannuit",
+            "active": "on",
+            "streets": [str(streets["Rue Zénobe Gramme"]), str(streets["Rue Saint-Jean"])],
+        },
+        files={"geometry": geojson_file(big)},
+    )
+    assert created.status_code == 303, created.text
+    async with read() as session:
+        (whole,) = await service.neighbourhoods(session)
+    outline = await staff.get(f"/admin/territory/neighbourhoods/{whole.id}/outline.geojson")
+    assert outline.status_code == 200 and outline.json()["geometry"]["type"] == "Polygon"
+    assert "attachment" in outline.headers["content-disposition"]
+
+    north = [[5.070, 50.670], [5.090, 50.670], [5.090, 50.690], [5.070, 50.690], [5.070, 50.670]]
+    south = [[5.070, 50.650], [5.090, 50.650], [5.090, 50.670], [5.070, 50.670], [5.070, 50.650]]
+    split_page = f"/admin/territory/neighbourhoods/{whole.id}/split"
+    forgotten = await send(
+        staff,
+        split_page,
+        split_page,
+        {
+            "part1.names.fr": "Nord",
+            "part2.names.fr": "Sud",
+            "part1.streets": [str(streets["Rue Zénobe Gramme"])],
+        },
+        files={"part1.geometry": geojson_file(north), "part2.geometry": geojson_file(south)},
+    )
+    assert forgotten.status_code == 400
+    assert "Rue Saint-Jean is in the neighbourhood but in none of the parts" in forgotten.text
+    split = await send(
+        staff,
+        split_page,
+        split_page,
+        {
+            "part1.names.fr": "Nord",
+            "part2.names.fr": "Sud",
+            "part1.streets": [str(streets["Rue Zénobe Gramme"])],
+            "part2.streets": [str(streets["Rue Saint-Jean"])],
+        },
+        files={"part1.geometry": geojson_file(north), "part2.geometry": geojson_file(south)},
+    )
+    assert split.status_code == 303, split.text
+    listing = await staff.get("/admin/territory/neighbourhoods", params={"lang": "en"})
+    assert "Former neighbourhoods" in listing.text and "Nord, Sud" in listing.text
+    async with read() as session:
+        assert [n.name() for n in await service.successors(session, whole.id)] == ["Nord", "Sud"]
+        parts = {n.name(): n.id for n in await service.neighbourhoods(session)}
+
+    same = await send(
+        staff,
+        "/admin/territory/neighbourhoods/merge",
+        "/admin/territory/neighbourhoods/merge",
+        {"first": str(parts["Nord"]), "second": str(parts["Nord"]), "names.fr": "Tout"},
+    )
+    assert same.status_code == 400 and "Choose at least two different neighbourhoods" in same.text
+    merged = await send(
+        staff,
+        "/admin/territory/neighbourhoods/merge",
+        "/admin/territory/neighbourhoods/merge",
+        {"first": str(parts["Nord"]), "second": str(parts["Sud"]), "names.fr": "Tout"},
+    )
+    assert merged.status_code == 303
+    async with read() as session:
+        assert [n.name() for n in await service.successors(session, whole.id)] == ["Tout"]
+        placed = await service.locate_point(session, *THISNES)
+        assert placed.neighbourhood is not None and placed.neighbourhood.name() == "Tout"
+
+
+async def test_staff_manage_zones(runtime: Any, client_for: Any, hannut: Commune, read: Any) -> None:
+    staff = await staff_client(runtime, client_for, hannut, roles=("admin",))
+    missing_file = await send(
+        staff,
+        "/admin/territory/zones/new",
+        "/admin/territory/zones/new",
+        {"key": "centre", "names.fr": "Centre"},
+    )
+    assert missing_file.status_code == 400 and "Choose the GeoJSON file" in missing_file.text
+    bad_key = await send(
+        staff,
+        "/admin/territory/zones/new",
+        "/admin/territory/zones/new",
+        {"key": "Centre Ville", "names.fr": "Centre"},
+        files={"geometry": geojson_file(TOWN)},
+    )
+    assert bad_key.status_code == 400 and 'id="error-key"' in bad_key.text
+    not_json = await send(
+        staff,
+        "/admin/territory/zones/new",
+        "/admin/territory/zones/new",
+        {"key": "centre", "names.fr": "Centre"},
+        files={"geometry": ("centre.geojson", b"<kml>", "application/geo+json")},
+    )
+    assert not_json.status_code == 400 and "it is not valid JSON (line 1, column 1)" in not_json.text
+    created = await send(
+        staff,
+        "/admin/territory/zones/new",
+        "/admin/territory/zones/new",
+        {"key": "centre", "names.fr": "Centre-ville", "names.nl": "Stadscentrum"},
+        files={"geometry": geojson_file(TOWN)},
+    )
+    assert created.status_code == 303
+    async with read() as session:
+        assert await service.point_in_zone(session, "centre", *GRAND_PLACE)
+        zone = await service.zone(session, "centre")
+    assert zone is not None
+    renamed = await send(
+        staff,
+        f"/admin/territory/zones/{zone.id}",
+        f"/admin/territory/zones/{zone.id}",
+        {"names.fr": "Cœur de ville"},
+    )
+    assert renamed.status_code == 303
+    listing = await staff.get("/admin/territory/zones", params={"lang": "en"})
+    assert "Cœur de ville" in listing.text and "<code>centre</code>" in listing.text
+    deleted = await send(
+        staff, f"/admin/territory/zones/{zone.id}/delete", f"/admin/territory/zones/{zone.id}/delete", {}
+    )
+    assert deleted.status_code == 303
+    async with read() as session:
+        assert not await service.point_in_zone(session, "centre", *GRAND_PLACE)
+
+
+# --- The command line ---------------------------------------------------------------------
+
+
+def test_the_territory_commands(settings: Any, tmp_path: Any) -> None:
+    from click.testing import CliRunner
+
+    from perron.cli import main
+    from tests.conftest import settings_env
+
+    env = settings_env(settings)
+
+    def run(*args: str) -> Any:
+        return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+
+    created = run(
+        "tenants",
+        "create",
+        "hannut",
+        "--nis",
+        "64034",
+        "--name",
+        "fr=Hannut",
+        "--language",
+        "fr",
+        "--domain",
+        "hannut.test",
+        "--active",
+    )
+    assert created.exit_code == 0, created.output
+    bad = tmp_path / "bad.csv"
+    bad.write_text("Grand-Place;4280\nRue du Moulin;42\n", encoding="utf-8")
+    refused = run("territory", "import-streets", "hannut", str(bad))
+    assert refused.exit_code == 1
+    assert f"{bad}:2: “42” is not a Belgian postcode (four digits, such as 4280)" in refused.output
+    assert "1 row(s) refused; nothing was imported." in refused.output
+
+    good = tmp_path / "streets.csv"
+    good.write_text(
+        "fr;postcode;lon;lat\nGrand-Place;4280;5.0789;50.6717\nRue de Landen;4280;;\n", encoding="utf-8"
+    )
+    imported = run("territory", "import-streets", "hannut", str(good))
+    assert imported.exit_code == 0, imported.output
+    assert "Imported 2 street(s) into hannut (territory version 1)." in imported.output
+    again = run("territory", "import-streets", "hannut", str(good))
+    assert "Nothing new: every street of the file is already in hannut." in again.output
+
+    crossing = tmp_path / "crossing.geojson"
+    crossing.write_text(
+        json.dumps(polygon([[5.07, 50.67], [5.09, 50.69], [5.09, 50.67], [5.07, 50.69], [5.07, 50.67]]))
+    )
+    broken = run("territory", "import-geojson", "hannut", "--neighbourhood", "Centre", str(crossing))
+    assert broken.exit_code == 1
+    assert "The outline crosses itself near longitude 5.08000, latitude 50.68000." in broken.output
+
+    centre = tmp_path / "centre.geojson"
+    centre.write_text(json.dumps(polygon(CENTRE)))
+    assert (
+        "Created the neighbourhood Centre of hannut."
+        in run("territory", "import-geojson", "hannut", "--neighbourhood", "Centre", str(centre)).output
+    )
+    bigger = tmp_path / "bigger.geojson"
+    bigger.write_text(
+        json.dumps(polygon([[5.06, 50.66], [5.10, 50.66], [5.10, 50.69], [5.06, 50.69], [5.06, 50.66]]))
+    )
+    assert (
+        "Updated the outline of the neighbourhood Centre of hannut."
+        in run("territory", "import-geojson", "hannut", "--neighbourhood", "centre", str(bigger)).output
+    )
+    town = tmp_path / "town.geojson"
+    town.write_text(
+        json.dumps(
+            {
+                "type": "FeatureCollection",
+                "features": [{"type": "Feature", "properties": {}, "geometry": polygon(TOWN)}],
+            }
+        )
+    )
+    assert (
+        "Created the zone centre of hannut."
+        in run(
+            "territory",
+            "import-geojson",
+            "hannut",
+            "--zone",
+            "centre",
+            "--name",
+            "fr=Centre-ville",
+            str(town),
+        ).output
+    )
+    neither = run("territory", "import-geojson", "hannut", str(town))
+    assert neither.exit_code == 2 and "give either --neighbourhood NAME or --zone KEY" in neither.output
+    unknown = run("territory", "show", "nowhere")
+    assert unknown.exit_code == 1 and "no commune has the slug 'nowhere'" in unknown.output
+
+    shown = json.loads(run("territory", "show", "hannut", "--json").output)
+    assert shown["version"] == 4 and shown["streets"] == 2 and shown["streets_without_point"] == 1
+    assert [(n["names"], n["outline"], n["streets"]) for n in shown["neighbourhoods"]] == [
+        ({"fr": "Centre"}, True, 1)
+    ]
+    assert shown["zones"] == [{"key": "centre", "names": {"fr": "Centre-ville"}}]
+    assert [h["action"] for h in shown["history"]] == [
+        "zone.create",
+        "neighbourhood.update",
+        "neighbourhood.create",
+        "streets.import",
+    ]
+    assert all(h["who"].startswith("cli:") for h in shown["history"])
+    text = run("territory", "show", "hannut").output
+    assert "Hannut (hannut): territory version 4, 2 street(s) (1 without a point)" in text

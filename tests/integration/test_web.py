@@ -93,6 +93,9 @@ async def test_suspended_commune_shows_its_branded_notice(
     assert "Hervatting maandag om 9 uur." in dutch.text and "tijdelijk niet beschikbaar" in dutch.text
     assert (await client.get("/branding.css")).status_code == 200
     assert (await client.get("/static/perron/perron.css")).status_code == 200
+    # Only the files the notice needs: nothing that merely starts like them.
+    for path in ("/logout", "/logos", "/manifest.webmanifest.bak", "/news"):
+        assert (await client.get(path)).status_code == 503, path
 
 
 @pytest.mark.parametrize(

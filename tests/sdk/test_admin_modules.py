@@ -7,7 +7,7 @@ from perron.db.scope import tenant_scope
 from perron.identity import actions as identity
 from perron.identity.models import AccountKind, Assurance
 from perron.identity.sessions import SESSION_COOKIE, open_session
-from perron.sdk import activation
+from perron.modules import activation
 
 
 async def staff_client(runtime, client_for, commune, roles=("admin",)):
@@ -34,7 +34,7 @@ async def settings_of(runtime, commune):
 
 
 async def test_switching_a_module_on_and_off_from_the_admin(runtime, client_for, two_communes) -> None:
-    alpha, bravo = two_communes
+    alpha, _ = two_communes
     admin = await staff_client(runtime, client_for, alpha)
     listing = await admin.get("/admin/modules")
     assert listing.status_code == 200 and "Actualités" in listing.text

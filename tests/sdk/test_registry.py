@@ -6,7 +6,7 @@ import importlib.metadata
 
 import pytest
 
-from perron.sdk.registry import ENTRY_POINT_GROUP, Registry
+from perron.modules.registry import ENTRY_POINT_GROUP, Registry
 
 
 def entry_point(name: str, value: str) -> importlib.metadata.EntryPoint:

@@ -10,7 +10,7 @@ from perron import signals
 from perron.audit import SYSTEM, acting_as
 from perron.db.scope import tenant_scope
 from perron.identity import actions as identity
-from perron.sdk import activation
+from perron.modules import activation
 
 
 @pytest.fixture

@@ -1,10 +1,12 @@
 """Colours a commune picks must stay readable (WCAG 2.1 AA, 4.5:1 for text)."""
 
 import io
+from collections.abc import Iterator
 
 import pytest
 from PIL import Image
 
+from perron.i18n import using_language
 from perron.tenancy.branding import (
     ICON_SIZES,
     BrandingError,
@@ -70,30 +72,46 @@ def test_the_palette_refusal_names_every_failing_pair_with_its_ratio() -> None:
     )
 
 
-def test_intro_texts_are_trimmed_and_checked() -> None:
+@pytest.fixture
+def english() -> Iterator[None]:
+    """Messages are translated: these tests read them in English."""
+    with using_language("en"):
+        yield
+
+
+def test_refusals_speak_the_admins_language() -> None:
+    with using_language("nl"), pytest.raises(BrandingError) as caught:
+        prepare_logo(b"<svg onload='alert(1)'></svg>", "logo.svg")
+    assert str(caught.value).startswith("SVG-logo's worden niet aanvaard")
+    with using_language("fr"), pytest.raises(BrandingError) as caught:
+        check_home_sections(["meteo"])
+    assert str(caught.value).startswith("'meteo' : ce n'est pas une section de la page d'accueil")
+
+
+def test_intro_texts_are_trimmed_and_checked(english: None) -> None:
     assert check_intro({"fr": "  Bienvenue\r\nà Hannut ", "nl": "   "}) == {"fr": "Bienvenue\nà Hannut"}
     with pytest.raises(BrandingError, match=r"'xx' is not a language Perron offers") as caught:
         check_intro({"xx": "Hello"})
     assert caught.value.field == "intro.xx"
-    with pytest.raises(BrandingError, match=r"has 2001 characters; keep it under 2000"):
+    with pytest.raises(BrandingError, match=r"has 2001 characters; keep it under 2000\."):
         check_intro({"fr": "a" * 2001})
     with pytest.raises(BrandingError, match="control characters"):
         check_intro({"fr": "Bonjour\x00"})
 
 
-def test_home_sections_are_known_keys_in_the_given_order() -> None:
+def test_home_sections_are_known_keys_in_the_given_order(english: None) -> None:
     assert check_home_sections(["contact", "intro"]) == ["contact", "intro"]
     with pytest.raises(BrandingError) as caught:
         check_home_sections(["intro", "weather", "news"])
     assert str(caught.value) == (
-        "'weather', 'news': not a home-page section; choose among intro, services, widgets, contact"
+        "'weather', 'news': not a home-page section; choose among intro, services, widgets, contact."
     )
     assert caught.value.field == "home_sections"
-    with pytest.raises(BrandingError, match="'intro' listed twice"):
+    with pytest.raises(BrandingError, match="'intro': listed twice"):
         check_home_sections(["intro", "services", "intro"])
     with pytest.raises(BrandingError, match="at least one section"):
         check_home_sections([])
-    with pytest.raises(BrandingError, match="give a list of sections"):
+    with pytest.raises(BrandingError, match="Give a list of sections"):
         check_home_sections("intro,services")
 
 
@@ -138,11 +156,11 @@ def test_a_prepared_logo_keeps_its_shape_and_transparency() -> None:
 @pytest.mark.parametrize(
     ("size", "message"),
     [
-        ((4001, 200), "the image is 4001×200 pixels; a logo may be at most 4000×4000 pixels"),
-        ((300, 20), "the image is only 300×20 pixels; a logo needs at least 48 pixels"),
+        ((4001, 200), "The image is 4001×200 pixels; a logo may be at most 4000×4000 pixels"),
+        ((300, 20), "The image is only 300×20 pixels; a logo needs at least 48 pixels"),
     ],
 )
-def test_logos_out_of_bounds_are_refused(size: tuple[int, int], message: str) -> None:
+def test_logos_out_of_bounds_are_refused(english: None, size: tuple[int, int], message: str) -> None:
     with pytest.raises(BrandingError) as caught:
         prepare_logo(_image("PNG", size), "logo.png")
     assert str(caught.value).startswith(message)

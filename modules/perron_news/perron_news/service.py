@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from perron_news.models import Article, Status
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,6 +26,7 @@ from perron.sdk import (
     utcnow,
 )
 from perron.sdk import signals as platform_signals
+from perron_news.models import Article, Status
 
 LIMITS = {"title": 200, "summary": 500, "body": 20_000}
 
@@ -149,7 +149,6 @@ async def publish(
     )
     refresh_public_pages(session)
     if announce and article.announced_at is None:
-        article.announced_at = utcnow()
         enqueue(
             session,
             announce_article,
@@ -251,19 +250,19 @@ async def announce_article(ctx: JobContext, article_id: str, neighbourhoods: lis
     from perron.sdk import Audience, notify
 
     article = await ctx.session.scalar(select(Article).where(Article.id == UUID(article_id)))
-    if article is None or article.status is not Status.PUBLISHED:
+    if article is None or article.status is not Status.PUBLISHED or article.announced_at is not None:
         return
+    article.announced_at = utcnow()  # commits with the notification, or neither does
     await notify(
         ctx.session,
         module="news",
-        kind="news",
+        kind="announcement",
         audience=Audience.neighbourhoods([UUID(n) for n in neighbourhoods])
         if neighbourhoods
         else Audience.commune(),
         title=article.title,
         body=article.summary or article.title,
         link=f"/news/{article.id}",
-        key=f"news:{article.id}",
     )
 
 

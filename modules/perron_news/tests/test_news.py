@@ -64,7 +64,9 @@ async def test_news_of_one_commune_never_reach_the_other(perron: Harness, two_te
     assert (await bravo_editor.get(edit_path)).status_code == 404
     token = await perron.form_token(bravo_editor, "/admin/news/new")
     for action in ("", "/withdraw", "/delete"):
-        response = await bravo_editor.post(f"{edit_path}{action}", data={"title.fr": "x", "_csrf_token": token})
+        response = await bravo_editor.post(
+            f"{edit_path}{action}", data={"title.fr": "x", "_csrf_token": token}
+        )
         assert response.status_code == 404
     # Alpha's editor session means nothing on Bravo's host.
     stolen = perron.client(bravo, person=alpha_editor)
@@ -92,7 +94,11 @@ async def test_a_module_switched_off_is_invisible(perron: Harness, two_tenants) 
     [
         ({"title.fr": ""}, "title.fr", "Un titre dans la langue principale"),
         ({"title.fr": "x" * 201}, "title.fr", "200 caractères au maximum"),
-        ({"title.fr": "Ok", "summary.nl": "Alleen in het Nederlands"}, "title.nl", "Donnez un titre dans chaque langue"),
+        (
+            {"title.fr": "Ok", "summary.nl": "Alleen in het Nederlands"},
+            "title.nl",
+            "Donnez un titre dans chaque langue",
+        ),
     ],
 )
 async def test_bad_news_are_refused_with_the_field_named(

@@ -41,7 +41,7 @@ def main(ctx: click.Context) -> None:
         sys.exit(2)
     ctx.ensure_object(dict)["settings"] = settings
     _quiet_logging(settings)
-    from perron.sdk.registry import registry
+    from perron.modules.registry import registry
 
     registry.load_installed()  # modules add migrations, settings and jobs the commands need
 

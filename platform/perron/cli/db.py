@@ -87,10 +87,35 @@ def check(ctx: click.Context) -> None:
 @click.option(
     "--branch", default=migrate.PLATFORM_BRANCH, show_default=True, help="Branch (platform or a module)."
 )
-@click.option("--version-path", type=click.Path(path_type=Path), help="Folder of the branch's migrations.")
+@click.option(
+    "--version-path",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder of the branch's migrations (needed to start a module's branch).",
+)
+@click.option("--empty", is_flag=True, help="Write an empty migration (no comparison with the models).")
 @click.pass_context
-def revision(ctx: click.Context, message: str, branch: str, version_path: Path | None) -> None:
-    """Write a new migration from the difference between models and schema (developers)."""
-    scripts = migrate.revision(settings_from(ctx), message, branch=branch, version_path=version_path)
+def revision(ctx: click.Context, message: str, branch: str, version_path: Path | None, empty: bool) -> None:
+    """Write a new migration from the difference between models and schema (developers).
+
+    The schema must be up to date first (`perron db upgrade`). A module whose branch has no
+    migration yet gets its first one (labelled with the branch, depending on the platform's
+    first revision) in --version-path.
+    """
+    if not message.strip():
+        raise click.BadParameter("say what the migration does", param_hint="-m/--message")
+    try:
+        scripts = migrate.branch_revision(
+            settings_from(ctx), message, branch=branch, version_path=version_path, autogenerate=not empty
+        )
+    except migrate.RevisionRefused as error:
+        fail(str(error))
     for script in scripts:
-        out.print(f"wrote {script.path}")
+        out.print(f"wrote {_shown(Path(script.path))} (revision {script.revision} of branch {branch})")
+
+
+def _shown(path: Path) -> str:
+    """A path relative to the current folder when it is below it (shorter, and copyable)."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)

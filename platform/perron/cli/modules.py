@@ -13,8 +13,8 @@ from perron.audit import acting_as, command_line_actor
 from perron.cli.common import fail, out, run_async, settings_from
 from perron.db.scope import platform_scope, tenant_scope
 from perron.runtime import command_runtime
-from perron.sdk import activation
-from perron.sdk.registry import registry
+from perron.modules import activation
+from perron.modules.registry import registry
 from perron.tenancy.models import Commune, ModuleActivation
 
 
@@ -179,3 +179,8 @@ async def seed(ctx: click.Context, module: str, slug: str) -> None:
 
     added = await _in_commune(ctx, slug, f"perron modules seed {module} --commune {slug}", work)
     out.print(f"Demo content of {module} {'added to' if added else 'is not offered for'} {slug}.")
+
+
+from perron.cli.scaffold import new  # noqa: E402  (`perron modules new`, in its own file)
+
+modules.add_command(new)

@@ -19,9 +19,10 @@ from perron.cli.common import fail, out, parse_pairs, run_async, settings_from
 from perron.config import Settings
 from perron.db.scope import platform_scope, tenant_scope
 from perron.errors import Invalid
+from perron.i18n import using_language
 from perron.media import MediaStore
 from perron.runtime import command_runtime
-from perron.sdk.registry import registry
+from perron.modules.registry import registry
 from perron.tenancy import actions
 from perron.tenancy.branding import BrandingError, check_logo_size
 from perron.tenancy.definitions import DefinitionError, Outcome, Report, apply_definitions, load_definitions
@@ -263,19 +264,43 @@ async def branding(
     is refused, and so is an image that is not a usable logo; either way nothing changes)."""
     if logo is not None and remove_logo:
         raise click.UsageError("give either --logo or --remove-logo, not both")
-    colours = {
-        "primary_color": primary_color,
-        "primary_text_color": primary_text_color,
-        "accent_color": accent_color,
-        "background_color": background_color,
-        "text_color": text_color,
-    }
+    with using_language("en"):  # the command line speaks English, like its other messages
+        await _change_branding(
+            settings_from(ctx),
+            slug,
+            colours={
+                "primary_color": primary_color,
+                "primary_text_color": primary_text_color,
+                "accent_color": accent_color,
+                "background_color": background_color,
+                "text_color": text_color,
+            },
+            font=font,
+            tagline=parse_pairs(taglines, "--tagline") if taglines else None,
+            intro=parse_pairs(intros, "--intro") if intros else None,
+            home_sections=home_sections,
+            logo=logo,
+            remove_logo=remove_logo,
+        )
+
+
+async def _change_branding(
+    settings: Settings,
+    slug: str,
+    *,
+    colours: dict[str, str | None],
+    font: str | None,
+    tagline: dict[str, str] | None,
+    intro: dict[str, str] | None,
+    home_sections: str | None,
+    logo: Path | None,
+    remove_logo: bool,
+) -> None:
     palette = {name: value for name, value in colours.items() if value is not None}
     logo_data = _read_logo(logo) if logo is not None else None
     sections = (
         None if home_sections is None else [part.strip() for part in home_sections.split(",") if part.strip()]
     )
-    settings = settings_from(ctx)
     media = MediaStore.for_settings(settings)
     async with platform_transaction(settings, f"perron tenants branding {slug}") as session:
         commune = await actions.get_commune(session, slug)
@@ -284,8 +309,8 @@ async def branding(
             commune.id,
             palette=palette,
             font=font,
-            tagline=parse_pairs(taglines, "--tagline") if taglines else None,
-            intro=parse_pairs(intros, "--intro") if intros else None,
+            tagline=tagline,
+            intro=intro,
             home_sections=sections,
         )
         logo_changed = False

@@ -9,6 +9,7 @@ needs and no more.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from importlib import resources
 from pathlib import Path
@@ -183,4 +184,91 @@ def revision(
         head=head or f"{branch}@head",
         version_path=str(version_path) if version_path else None,
     )
+    return result if isinstance(result, list) else [result]
+
+
+FIRST_PLATFORM_REVISION = "0001"
+"""What every module branch ``depends_on``: the platform revision that creates ``communes``."""
+
+
+class RevisionRefused(Exception):
+    """A migration that cannot be written as asked; the message says what to do instead."""
+
+
+def _numbered(branch: str) -> re.Pattern[str]:
+    """Revision ids of a branch: ``0007`` (or ``0007_jobs``) for the platform, ``<branch>_0002``
+    for a module."""
+    if branch == PLATFORM_BRANCH:
+        return re.compile(r"^(\d{4})(?:_\w+)?$")
+    return re.compile(rf"^{re.escape(branch)}_(\d{{4}})(?:_\w+)?$")
+
+
+def branch_revision(
+    settings: Settings,
+    message: str,
+    *,
+    branch: str = PLATFORM_BRANCH,
+    version_path: Path | None = None,
+    autogenerate: bool = True,
+) -> list[Any]:
+    """Write the next migration of ``branch``, or its first one when it has none yet.
+
+    A new branch is a module's: its first revision starts from nothing, carries the branch
+    label and ``depends_on`` the platform's first revision (which creates ``communes``), and
+    goes to ``version_path``, the module's migrations folder. Ids are numbered within their
+    branch (``0007``, ``<module>_0002``) as long as the branch's ids follow that pattern;
+    otherwise Alembic picks one.
+    """
+    from alembic.util import CommandError
+
+    config = alembic_config(settings)
+    if version_path is not None:
+        version_path = version_path.resolve()
+        locations = config.get_main_option("version_locations", "") or ""
+        if version_path not in {Path(location).resolve() for location in locations.split()}:
+            config.set_main_option("version_locations", f"{locations} {version_path}".strip())
+    script = ScriptDirectory.from_config(config)
+    revisions = [rev for rev in script.walk_revisions() if branch in rev.branch_labels]
+    known = {rev.revision for rev in script.walk_revisions()}
+    options: dict[str, Any] = {}
+    if revisions:
+        numbers = [_numbered(branch).match(rev.revision) for rev in revisions]
+        head = f"{branch}@head"
+        if all(numbers):
+            following = max(int(match.group(1)) for match in numbers if match) + 1
+            candidate = f"{following:04d}" if branch == PLATFORM_BRANCH else f"{branch}_{following:04d}"
+            options["rev_id"] = None if candidate in known else candidate
+    else:
+        if branch == PLATFORM_BRANCH:
+            raise RevisionRefused("the platform's branch has no revision: Perron's installation is damaged")
+        if not re.fullmatch(r"[a-z][a-z0-9_]{1,40}", branch):
+            raise RevisionRefused(
+                f"there is no branch {branch!r}, and it cannot start one: a module's branch is named "
+                "after the module (lower-case letters, digits and '_', starting with a letter)"
+            )
+        if version_path is None:
+            raise RevisionRefused(
+                f"there is no branch {branch!r} yet: to start it, give --version-path, the module's "
+                "migrations folder (the one its manifest names in `migrations`)"
+            )
+        head = "base"
+        candidate = f"{branch}_0001"
+        options = {
+            "branch_label": branch,
+            "depends_on": FIRST_PLATFORM_REVISION,
+            "rev_id": None if candidate in known else candidate,
+        }
+    try:
+        result = command.revision(
+            config,
+            message=message,
+            autogenerate=autogenerate,
+            head=head,
+            version_path=str(version_path) if version_path else None,
+            **options,
+        )
+    except CommandError as error:
+        reason = str(error).rstrip(".")
+        hint = ": run `perron db upgrade` first" if "not up to date" in reason else ""
+        raise RevisionRefused(f"{reason}{hint}") from None
     return result if isinstance(result, list) else [result]

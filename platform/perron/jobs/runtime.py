@@ -178,9 +178,9 @@ class Jobs:
     def _create_broker(settings: Settings) -> dramatiq.Broker:
         broker: dramatiq.Broker
         if settings.redis_url:
-            from dramatiq.brokers.redis import RedisBroker
+            from perron.jobs.broker import RecoveringRedisBroker
 
-            broker = RedisBroker(url=settings.redis_url, namespace="perron")  # type: ignore[no-untyped-call]
+            broker = RecoveringRedisBroker(url=settings.redis_url, namespace="perron")
         else:
             broker = StubBroker()
         broker.add_middleware(CurrentMessage())

@@ -38,6 +38,7 @@ from perron.i18n import TextRules, format_datetime, gettext, pick, pick_language
 from perron.identity.models import Account, AccountKind
 from perron.logging import get_logger
 from perron.mail import EmailStatus, OutgoingEmail, mail_service, on_result, queue_email, site_url
+from perron.modules.manifest import NAME as MODULE_NAME
 from perron.notifications.models import (
     Channel,
     Delivery,
@@ -46,7 +47,6 @@ from perron.notifications.models import (
     Notification,
     Preference,
 )
-from perron.sdk.manifest import NAME as MODULE_NAME
 from perron.tenancy.models import ModuleActivation
 from perron.tenancy.site import TenantSite, load_site
 
@@ -318,7 +318,7 @@ def source_title(module: str, site: TenantSite, language: str) -> str:
     """Who sent it, as a person reads it: the commune, or the module's title."""
     if module == CORE:
         return site.name(language)
-    from perron.sdk.registry import registry
+    from perron.modules.registry import registry
 
     manifest = registry.get(module)
     return manifest.title(language) if manifest is not None else module
@@ -379,7 +379,9 @@ async def _deliver(session: AsyncSession, notification: Notification, account_id
                     Preference.module == notification.module, Preference.account_id.in_(account_ids)
                 )
             )
-        ).tuples()
+        )
+        .tuples()
+        .all()
     )
     mail_on = mail_service().enabled
     site: TenantSite | None = None
@@ -546,7 +548,9 @@ async def _send_digest(session: AsyncSession, site: TenantSite, account_id: UUID
                     Delivery.notification_id.in_([notification.id for _, notification in rows]),
                 )
             )
-        ).tuples()
+        )
+        .tuples()
+        .all()
     )
     preferences = await preferences_of(session, account_id)
     items: list[tuple[Delivery, Notification]] = []
@@ -607,13 +611,13 @@ async def preferences_of(session: AsyncSession, account_id: UUID) -> dict[str, E
     rows = await session.execute(
         select(Preference.module, Preference.email).where(Preference.account_id == account_id)
     )
-    return dict(rows.tuples())
+    return dict(rows.tuples().all())
 
 
 async def preference_modules(session: AsyncSession, site: TenantSite, account_id: UUID) -> list[str]:
     """Modules a person can choose for: the commune itself, the modules switched on that are
     installed, and any module that has notified them."""
-    from perron.sdk.registry import registry
+    from perron.modules.registry import registry
 
     received = set(
         await session.scalars(

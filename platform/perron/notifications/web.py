@@ -140,7 +140,7 @@ async def preferences_page(request: SiteRequest) -> ASGIResponse:
 
 
 @post("/account/notifications", name="notification_preferences_save")
-async def preferences_save(request: SiteRequest) -> Any:
+async def preferences_save(request: SiteRequest) -> ASGIResponse:
     """Save every choice of the form, or none: a wrong value re-shows the form with the
     error next to its question and nothing stored."""
     user = require_user(request)
@@ -164,7 +164,10 @@ async def preferences_save(request: SiteRequest) -> Any:
         return await _preferences_page(
             request, errors=errors, submitted={key: str(value) for key, value in form.items()}
         )
-    return Redirect("/account/notifications?saved=1", status_code=303)
+    # One return type for both outcomes (a page or a redirect): Litestar sends it as it is.
+    return Redirect("/account/notifications?saved=1", status_code=303).to_asgi_response(
+        app=None, request=request
+    )
 
 
 ROUTES = [inbox_page, inbox_read, preferences_page, preferences_save]

@@ -15,7 +15,7 @@ from perron.identity.models import Assurance
 from perron.identity.sessions import CurrentUser
 from perron.jobs.outbox import enqueue
 from perron.jobs.registry import JobContext, job
-from perron.sdk.context import (
+from perron.modules.context import (
     current_language,
     current_site,
     module_settings,
@@ -24,7 +24,7 @@ from perron.sdk.context import (
     refresh_public_pages,
     writing,
 )
-from perron.sdk.manifest import (
+from perron.modules.manifest import (
     Action,
     HookContext,
     ModuleManifest,
@@ -33,7 +33,8 @@ from perron.sdk.manifest import (
     Widget,
     WidgetContext,
 )
-from perron.sdk.web import requires
+from perron.modules.web import requires
+from perron.notifications.service import Audience, notify
 from perron.signals import SignalContext
 from perron.tenancy.site import TenantSite
 from perron.territory import service as territory
@@ -46,6 +47,7 @@ __all__ = [
     "READ_ONLY",
     "Action",
     "Assurance",
+    "Audience",
     "Base",
     "Conflict",
     "CurrentUser",
@@ -79,6 +81,7 @@ __all__ = [
     "module_settings",
     "new_id",
     "ngettext",
+    "notify",
     "page",
     "pick",
     "reading",

@@ -23,6 +23,7 @@ from pathlib import PurePath
 
 from PIL import Image, ImageCms, ImageDraw, ImageFont, ImageOps, ImageStat
 
+from perron.i18n import format_number, gettext
 from perron.tenancy.models import DEFAULT_PALETTE, HOME_SECTIONS, LANGUAGES, FontChoice
 
 _HEX = re.compile(r"^#[0-9a-fA-F]{6}$")
@@ -130,23 +131,29 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 def check_intro(value: object) -> dict[str, str]:
     """The home page's introduction per language, trimmed; empty texts are dropped."""
     if not isinstance(value, Mapping):
-        raise BrandingError("give a text per language, such as {'fr': 'Bienvenue…'}", "intro")
+        raise BrandingError(gettext("Give a text per language."), "intro")
     texts: dict[str, str] = {}
     for language, text in value.items():
         if language not in LANGUAGES:
-            raise BrandingError(f"{language!r} is not a language Perron offers", f"intro.{language}")
+            raise BrandingError(
+                gettext("'%(code)s' is not a language Perron offers (fr, nl, de, en).") % {"code": language},
+                f"intro.{language}",
+            )
         if not isinstance(text, str):
-            raise BrandingError("the introduction must be text", f"intro.{language}")
+            raise BrandingError(gettext("The introduction must be text."), f"intro.{language}")
         cleaned = text.replace("\r\n", "\n").replace("\r", "\n").strip()
         if not cleaned:
             continue
         if len(cleaned) > MAX_INTRO_LENGTH:
             raise BrandingError(
-                f"the introduction has {len(cleaned)} characters; keep it under {MAX_INTRO_LENGTH}",
+                gettext("The introduction has %(count)s characters; keep it under %(limit)s.")
+                % {"count": len(cleaned), "limit": MAX_INTRO_LENGTH},
                 f"intro.{language}",
             )
         if _CONTROL.search(cleaned):
-            raise BrandingError("the introduction contains invisible control characters", f"intro.{language}")
+            raise BrandingError(
+                gettext("The introduction contains invisible control characters."), f"intro.{language}"
+            )
         texts[language] = cleaned
     return texts
 
@@ -155,18 +162,30 @@ def check_home_sections(value: object) -> list[str]:
     """The home page's sections, in the order given; each known, none twice, at least one."""
     field = "home_sections"
     if isinstance(value, str | bytes) or not isinstance(value, Iterable):
-        raise BrandingError(f"give a list of sections, such as {list(HOME_SECTIONS)}", field)
+        raise BrandingError(
+            gettext("Give a list of sections, such as %(example)s.") % {"example": ", ".join(HOME_SECTIONS)},
+            field,
+        )
     sections = list(value)
     choices = ", ".join(HOME_SECTIONS)
     unknown = [section for section in sections if section not in HOME_SECTIONS]
     if unknown:
         names = ", ".join(repr(section) for section in unknown)
-        raise BrandingError(f"{names}: not a home-page section; choose among {choices}", field)
+        raise BrandingError(
+            gettext("%(names)s: not a home-page section; choose among %(choices)s.")
+            % {"names": names, "choices": choices},
+            field,
+        )
     repeated = sorted({section for section in sections if sections.count(section) > 1})
     if repeated:
-        raise BrandingError(f"{', '.join(repr(section) for section in repeated)} listed twice", field)
+        names = ", ".join(repr(section) for section in repeated)
+        raise BrandingError(gettext("%(names)s: listed twice.") % {"names": names}, field)
     if not sections:
-        raise BrandingError(f"the home page needs at least one section; choose among {choices}", field)
+        raise BrandingError(
+            gettext("The home page needs at least one section; choose among %(choices)s.")
+            % {"choices": choices},
+            field,
+        )
     return sections
 
 
@@ -181,16 +200,23 @@ LOGO_BOX = (1536, 512)
 LOGO_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 """What a logo may be, recognised by content (never by the file's name)."""
 
-_REFUSED_FORMATS = {
-    "SVG": (
-        "SVG logos are not accepted: an SVG file can carry scripts that would run on the commune's "
-        "site. Export the logo as a PNG (with a transparent background if it has one) and upload that"
-    ),
-    "GIF": "GIF images are not accepted; save the logo as a PNG and upload that",
-    "HEIC": "HEIC photos (the iPhone's format) are not accepted; export the image as JPEG or PNG",
-    "AVIF": "AVIF images are not accepted; export the image as PNG, JPEG or WebP",
-    "PDF": "a PDF is not an image; export the logo as a PNG and upload that",
-}
+
+def _refusal(kind: str) -> str:
+    """Why a kind of file is not accepted as a logo, and what to do instead."""
+    if kind == "SVG":
+        return gettext(
+            "SVG logos are not accepted: an SVG file can carry scripts that would run on the commune's "
+            "site. Export the logo as a PNG (with a transparent background if it has one) and upload that."
+        )
+    if kind == "GIF":
+        return gettext("GIF images are not accepted; save the logo as a PNG and upload that.")
+    if kind == "HEIC":
+        return gettext("HEIC photos (the iPhone's format) are not accepted; export the image as JPEG or PNG.")
+    if kind == "PDF":
+        return gettext("A PDF is not an image; export the logo as a PNG and upload that.")
+    return gettext("%(format)s images are not accepted; upload a PNG, JPEG or WebP image.") % {"format": kind}
+
+
 _NAMED_FORMATS = {
     ".png": "PNG",
     ".jpg": "JPEG",
@@ -213,16 +239,22 @@ class PreparedLogo:
 
 def _label(filename: str | None) -> str:
     name = (filename or "").replace("\\", "/").rsplit("/", 1)[-1].strip()
-    return repr(name[:80]) if name else "the file"
+    return repr(name[:80]) if name else gettext("The file")
 
 
 def check_logo_size(size: int, filename: str | None = None) -> None:
     """Refuse a file too large to be a logo before reading it."""
     if size > MAX_LOGO_BYTES:
-        megabytes = size / (1024 * 1024)
         raise BrandingError(
-            f"{_label(filename)} is {megabytes:.1f} MB; a logo may be at most "
-            f"{MAX_LOGO_BYTES // (1024 * 1024)} MB (a PNG about 1000 pixels wide is plenty)",
+            gettext(
+                "%(file)s is %(size)s MB; a logo may be at most %(limit)s MB "
+                "(a PNG about 1000 pixels wide is plenty)."
+            )
+            % {
+                "file": _label(filename),
+                "size": format_number(size / (1024 * 1024), 1),
+                "limit": MAX_LOGO_BYTES // (1024 * 1024),
+            },
             "logo",
         )
 
@@ -269,23 +301,34 @@ def _looks_like_svg(data: bytes) -> bool:
 def _check_dimensions(width: int, height: int) -> None:
     if width > MAX_LOGO_SIDE or height > MAX_LOGO_SIDE:
         raise BrandingError(
-            f"the image is {width}×{height} pixels; a logo may be at most "
-            f"{MAX_LOGO_SIDE}×{MAX_LOGO_SIDE} pixels: scale it down and upload it again",
+            gettext(
+                "The image is %(width)s×%(height)s pixels; a logo may be at most %(limit)s×%(limit)s "
+                "pixels: scale it down and upload it again."
+            )
+            % {"width": width, "height": height, "limit": MAX_LOGO_SIDE},
             "logo",
         )
     if width < MIN_LOGO_SIDE or height < MIN_LOGO_SIDE:
         raise BrandingError(
-            f"the image is only {width}×{height} pixels; a logo needs at least {MIN_LOGO_SIDE} pixels "
-            "in each direction to look sharp",
+            gettext(
+                "The image is only %(width)s×%(height)s pixels; a logo needs at least %(minimum)s pixels "
+                "in each direction to look sharp."
+            )
+            % {"width": width, "height": height, "minimum": MIN_LOGO_SIDE},
             "logo",
         )
 
 
-def _declared_size(data: bytes, kind: str) -> str:
+def _too_many_pixels(data: bytes, kind: str) -> str:
     if kind == "PNG" and len(data) >= 24:
         width, height = struct.unpack(">II", data[16:24])
-        return f"{width}×{height} pixels"
-    return "more pixels than a logo may have"
+        return gettext(
+            "The image declares %(width)s×%(height)s pixels; "
+            "a logo may be at most %(limit)s×%(limit)s pixels."
+        ) % {"width": width, "height": height, "limit": MAX_LOGO_SIDE}
+    return gettext("The image declares more pixels than a logo may have (at most %(limit)s×%(limit)s).") % {
+        "limit": MAX_LOGO_SIDE
+    }
 
 
 def _lossless_webp(data: bytes) -> bool:
@@ -337,24 +380,26 @@ def prepare_logo(data: bytes, filename: str | None = None) -> PreparedLogo:
     label = _label(filename)
     check_logo_size(len(data), filename)
     if not data:
-        raise BrandingError(f"{label} is empty", "logo")
+        raise BrandingError(gettext("%(file)s is empty.") % {"file": label}, "logo")
     kind = sniff_image(data)
     if kind is None:
         claimed = _NAMED_FORMATS.get(PurePath((filename or "").replace("\\", "/")).suffix.lower())
         if claimed:
             raise BrandingError(
-                f"{label} is named like a {claimed} image but does not contain one; "
-                "upload a PNG, JPEG or WebP image",
+                gettext(
+                    "%(file)s is named like a %(format)s image but does not contain one; "
+                    "upload a PNG, JPEG or WebP image."
+                )
+                % {"file": label, "format": claimed},
                 "logo",
             )
         raise BrandingError(
-            f"{label} is not an image Perron can read; upload a PNG, JPEG or WebP image", "logo"
-        )
-    if kind not in LOGO_FORMATS:
-        raise BrandingError(
-            _REFUSED_FORMATS.get(kind, f"{kind} images are not accepted; upload a PNG, JPEG or WebP image"),
+            gettext("%(file)s is not an image Perron can read; upload a PNG, JPEG or WebP image.")
+            % {"file": label},
             "logo",
         )
+    if kind not in LOGO_FORMATS:
+        raise BrandingError(_refusal(kind), "logo")
     try:
         with Image.open(io.BytesIO(data), formats=[kind]) as source:
             _check_dimensions(*source.size)
@@ -370,15 +415,14 @@ def prepare_logo(data: bytes, filename: str | None = None) -> PreparedLogo:
     except BrandingError:
         raise
     except Image.DecompressionBombError:
-        raise BrandingError(
-            f"the image declares {_declared_size(data, kind)}; a logo may be at most "
-            f"{MAX_LOGO_SIDE}×{MAX_LOGO_SIDE} pixels",
-            "logo",
-        ) from None
+        raise BrandingError(_too_many_pixels(data, kind), "logo") from None
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error, zlib.error):
         raise BrandingError(
-            f"{label} is a damaged or incomplete {kind if kind != 'WEBP' else 'WebP'} image "
-            "(the upload may have been cut off); export it again and upload the new file",
+            gettext(
+                "%(file)s is a damaged or incomplete %(format)s image (the upload may have been cut off); "
+                "export it again and upload the new file."
+            )
+            % {"file": label, "format": kind if kind != "WEBP" else "WebP"},
             "logo",
         ) from None
     size = _fit(*image.size, LOGO_BOX)

@@ -35,6 +35,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from perron.errors import Invalid, PerronError
+from perron.i18n import using_language
 from perron.media import MediaStore
 from perron.tenancy import actions
 from perron.tenancy.branding import (
@@ -111,9 +112,10 @@ class BrandingDefinition(BaseModel):
         if not resolved.is_file():
             return f"no file {resolved}"
         try:
-            check_logo_size(resolved.stat().st_size, relative.name)
-            data = resolved.read_bytes()
-            prepare_logo(data, relative.name)
+            with using_language("en"):  # definition problems are reported in English, like the others
+                check_logo_size(resolved.stat().st_size, relative.name)
+                data = resolved.read_bytes()
+                prepare_logo(data, relative.name)
         except BrandingError as error:
             return str(error)
         except OSError as error:
@@ -230,7 +232,7 @@ def load_definitions(directory: Path, *, installed_modules: frozenset[str] | Non
     every problem found, or return the definitions. Modules named in the files must be
     installed (by default: the modules installed in this environment)."""
     if installed_modules is None:
-        from perron.sdk.registry import registry  # the module SDK stands on tenancy
+        from perron.modules.registry import registry  # the module SDK stands on tenancy
 
         registry.load_installed()
         installed_modules = frozenset(registry.modules)
@@ -431,7 +433,7 @@ async def _apply_tenant(
             changes.append("logo")
     if tenant.contact and await actions.update_commune_settings(session, commune.id, "core", tenant.contact):
         changes.append("contact")
-    from perron.sdk import activation  # the module SDK stands on tenancy, not the reverse
+    from perron.modules import activation  # the module SDK stands on tenancy, not the reverse
 
     for module, spec in tenant.modules.items():
         if spec.settings and await actions.update_commune_settings(

@@ -7,7 +7,7 @@ from sqlalchemy import create_engine, text
 from perron.config import Settings
 from perron.db import migrate
 from perron.models import metadata
-from perron.sdk.registry import registry
+from perron.modules.registry import registry
 
 
 def reset_schema(settings: Settings) -> None:

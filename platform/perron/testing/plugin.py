@@ -5,14 +5,16 @@ Fixtures:
 * ``perron``: a :class:`~perron.testing.Harness` over a running Perron (one per test
   session, every table emptied after each test);
 * ``two_tenants``: communes ``alpha`` (French) and ``bravo`` (French and Dutch), answering
-  at ``alpha.test`` and ``bravo.test``: what a module's isolation test needs.
+  at ``alpha.test`` and ``bravo.test``: what a module's isolation test needs;
+* ``perron_smtp``: a real SMTP server (aiosmtpd) receiving the platform's e-mail during the
+  test (``perron_smtp.to("ann@example.org")``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -20,6 +22,7 @@ import pytest
 from perron.config import Settings, load_settings
 from perron.testing.database import reset_schema, wipe
 from perron.testing.harness import Harness, Tenant
+from perron.testing.smtp import SMTPServer, mail_settings
 
 
 def _settings(data_dir: Any) -> Settings:
@@ -74,3 +77,16 @@ async def perron(perron_app: tuple[Any, Any], perron_settings: Settings) -> Asyn
 @pytest.fixture
 async def two_tenants(perron: Harness) -> tuple[Tenant, Tenant]:
     return await perron.commune("alpha"), await perron.commune("bravo", languages=["fr", "nl"])
+
+
+@pytest.fixture
+def perron_smtp(perron: Harness) -> Iterator[SMTPServer]:
+    from perron import mail
+
+    server = SMTPServer().start()
+    previous = mail.configure(mail_settings(perron.runtime.settings, server.port), perron.runtime.templates)
+    try:
+        yield server
+    finally:
+        mail.restore(previous)
+        server.stop()

@@ -11,9 +11,9 @@ from litestar.params import FromPath
 from litestar.response import Redirect
 
 from perron.errors import Invalid, PerronError
-from perron.sdk import activation
-from perron.sdk.forms import build_form, parse_form
-from perron.sdk.registry import registry
+from perron.modules import activation
+from perron.modules.forms import build_form, parse_form
+from perron.modules.registry import registry
 from perron.web.auth import staff_guard
 
 SiteRequest = Request[Any, Any, Any]
@@ -24,7 +24,7 @@ def _runtime(request: SiteRequest) -> Any:
 
 
 def _page(request: SiteRequest, template: str, *, status_code: int = 200, **context: Any) -> Response[bytes]:
-    from perron.sdk.context import page
+    from perron.modules.context import page
 
     return page(request, template, status_code=status_code, **context)
 

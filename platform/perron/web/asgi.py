@@ -34,15 +34,22 @@ from perron.web.pages import STATIC_PREFIX, site_context
 log = get_logger("perron.web")
 
 ASGIApp = Callable[[Any, Any, Any], Awaitable[None]]
-ALWAYS_SERVED = (
-    STATIC_PREFIX + "/",
-    "/branding.css",
-    "/favicon.ico",
-    "/logo",
-    "/icons/",
-    "/apple-touch-icon",
-    "/manifest.webmanifest",
+ALWAYS_SERVED_FOLDERS = (STATIC_PREFIX + "/", "/icons/")
+ALWAYS_SERVED_FILES = frozenset(
+    {
+        "/branding.css",
+        "/favicon.ico",
+        "/logo",
+        "/apple-touch-icon.png",
+        "/apple-touch-icon-precomposed.png",
+        "/manifest.webmanifest",
+    }
 )
+"""What a suspended commune still serves: its notice shows its logo and colours."""
+
+
+def _always_served(path: str) -> bool:
+    return path in ALWAYS_SERVED_FILES or path.startswith(ALWAYS_SERVED_FOLDERS)
 
 
 def _header(scope: dict[str, Any], name: bytes) -> str | None:
@@ -145,7 +152,7 @@ class PerronASGI:
         language, send = self._choose_language(scope, site.languages, send)
         state["site"] = site
         with tenant_scope(site.id):
-            if site.status is CommuneStatus.SUSPENDED and not scope["path"].startswith(ALWAYS_SERVED):
+            if site.status is CommuneStatus.SUSPENDED and not _always_served(scope["path"]):
                 await self._suspended(send, site, language)
                 return
             await self.site_app(scope, receive, send)

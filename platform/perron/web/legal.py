@@ -94,7 +94,12 @@ OMBUDSMEN: Mapping[Region | None, PublicBody] = {
         websites={"nl": "https://www.vlaamseombudsdienst.be"},
     ),
     Region.BRUSSELS: PublicBody(
-        names={"fr": "Ombuds.brussels", "nl": "Ombuds.brussels", "de": "Ombuds.brussels", "en": "Ombuds.brussels"},
+        names={
+            "fr": "Ombuds.brussels",
+            "nl": "Ombuds.brussels",
+            "de": "Ombuds.brussels",
+            "en": "Ombuds.brussels",
+        },
         addresses={
             "fr": "Place de la Vieille Halle aux Blés 1, 1000 Bruxelles",
             "nl": "Oud Korenhuis 1, 1000 Brussel",

@@ -22,10 +22,11 @@ from litestar.static_files import create_static_files_router
 from perron.config import Settings
 from perron.db.scope import IsolationError
 from perron.errors import PerronError
+from perron.modules.registry import registry
+from perron.modules.web import admin_navigation, module_routers, navigation, render_widgets, services
 from perron.notifications.web import ROUTES as NOTIFICATION_ROUTES
-from perron.sdk.registry import registry
-from perron.sdk.web import admin_navigation, module_routers, navigation, render_widgets, services
 from perron.tenancy.site import TenantSite
+from perron.territory import web as territory_web
 from perron.web import admin
 from perron.web.auth import SessionMiddleware
 from perron.web.brand_assets import ROUTES as BRAND_ROUTES
@@ -99,6 +100,7 @@ def create_site_app(settings: Settings, templates: Templates, runtime: Any) -> L
             branding_css,
             *BRAND_ROUTES,
             *admin.ROUTES,
+            *territory_web.ROUTES,
             *LEGAL_ROUTES,
             *NOTIFICATION_ROUTES,
             *module_routers(registry),

@@ -1,7 +1,7 @@
 """territory: streets, neighbourhoods, zones, versions and history
 
 Revision ID: 0003_territory
-Revises: 0001
+Revises: 0002_identity
 Created: 2026-11-22 05:11:48.372462
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 import perron.db.migration_ops  # noqa: F401  (op.enable_tenant_isolation)
 
 revision: str = "0003_territory"
-down_revision: str | Sequence[str] | None = "0001"
+down_revision: str | Sequence[str] | None = "0002_identity"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """Jobs: status records (per commune and platform) and dead letters.
 
 Revision ID: 0004_jobs
-Revises: 0001
+Revises: 0003_territory
 Created: 2026-11-22 05:13:05.170755
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 import perron.db.migration_ops  # noqa: F401  (op.enable_tenant_isolation)
 
 revision: str = "0004_jobs"
-down_revision: str | Sequence[str] | None = "0001"
+down_revision: str | Sequence[str] | None = "0003_territory"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,20 +1,20 @@
 """branding: logo, home-page introduction and sections
 
 Revision ID: 0005_branding
-Revises: 0001
+Revises: 0004_jobs
 Created: 2026-11-22 09:00:00.000000
 """
 
 from collections.abc import Sequence
 
+import advanced_alchemy.types
 import sqlalchemy as sa
 from alembic import op
 
-import advanced_alchemy.types
 import perron.db.migration_ops  # noqa: F401  (op.enable_tenant_isolation)
 
 revision: str = "0005_branding"
-down_revision: str | Sequence[str] | None = "0001"
+down_revision: str | Sequence[str] | None = "0004_jobs"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """Notifications and e-mail: notifications, their deliveries, preferences, outgoing e-mails.
 
 Revision ID: 0006_notifications
-Revises: 0002_identity
+Revises: 0005_branding
 Created: 2026-11-22 05:17:06.723473
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 import perron.db.migration_ops  # noqa: F401  (op.enable_tenant_isolation)
 
 revision: str = "0006_notifications"
-down_revision: str | Sequence[str] | None = "0002_identity"
+down_revision: str | Sequence[str] | None = "0005_branding"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

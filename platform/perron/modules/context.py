@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from perron.cache import invalidate
 from perron.db.scope import current_scope
-from perron.sdk.registry import registry
+from perron.modules.registry import registry
 from perron.tenancy.settings import resolve
 from perron.tenancy.site import TenantSite
 

@@ -18,8 +18,8 @@ from markupsafe import Markup
 from perron.i18n import gettext
 from perron.identity.models import Assurance
 from perron.logging import get_logger
-from perron.sdk.manifest import WidgetContext
-from perron.sdk.registry import Registry
+from perron.modules.manifest import WidgetContext
+from perron.modules.registry import Registry
 from perron.tenancy.site import TenantSite
 from perron.web.auth import Forbidden, check_action, require_user
 
@@ -70,7 +70,7 @@ def requires(module: str, action: str) -> Any:
     """Litestar guard for a route doing one of a module's declared actions."""
 
     def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-        from perron.sdk.registry import registry
+        from perron.modules.registry import registry
 
         manifest = registry.get(module)
         if manifest is None:

@@ -23,7 +23,7 @@ from perron.db import migrate
 from perron.i18n import register_catalogs
 from perron.jobs.registry import JOBS
 from perron.logging import get_logger
-from perron.sdk.manifest import NAME, RESERVED_NAMES, ModuleManifest
+from perron.modules.manifest import NAME, RESERVED_NAMES, ModuleManifest
 from perron.tenancy.models import LANGUAGES
 from perron.tenancy.settings import NAMESPACES
 from perron.web.templating import register_template_dir

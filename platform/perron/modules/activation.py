@@ -12,8 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from perron import signals
 from perron.errors import Invalid, NotFound
-from perron.sdk.manifest import HookContext, ModuleManifest
-from perron.sdk.registry import registry
+from perron.modules.manifest import HookContext, ModuleManifest
+from perron.modules.registry import registry
 from perron.tenancy import actions
 from perron.tenancy.models import Commune, ModuleActivation
 from perron.tenancy.settings import read_layers, resolve
