@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from sqlalchemy import create_engine, text
 
 from perron.cli import main
+from perron.db import migrate
 from tests.conftest import ROOT, settings_env
 
 
@@ -161,13 +163,29 @@ def test_branding_refuses_unreadable_colours(run) -> None:
     )
 
 
-def test_apply_reports_and_is_idempotent(run, tmp_path: Path) -> None:
+def test_apply_reports_and_is_idempotent(run, tmp_path: Path, settings) -> None:
     folder = tmp_path / "tenants"
     shutil.copytree(ROOT / "tenants", folder)
     first = run("tenants", "apply", str(folder))
     assert first.exit_code == 0, first.output
     assert "created  commune hannut" in first.output
     assert "6 created." in first.output
+    assert first.output.count("module news demo content") == 3
+    listed = run("modules", "list", "--json")
+    (news,) = [module for module in json.loads(listed.output)["installed"] if module["name"] == "news"]
+    assert news["enabled_in"] == ["andenne", "hannut", "la-louviere"]
+    engine = create_engine(migrate.sync_url(settings.database_owner))
+    with engine.connect() as connection:
+        per_commune = connection.execute(
+            text(
+                "SELECT c.slug, count(*) FROM news_articles a"
+                " JOIN communes c ON c.id = a.tenant_id GROUP BY c.slug"
+            )
+        ).all()
+    engine.dispose()
+    assert dict(per_commune) == {"andenne": 3, "hannut": 3, "la-louviere": 3}  # each seeded in its own scope
+    again = run("tenants", "apply", str(folder))
+    assert "module news" not in again.output  # already on: no second batch of demo news
     dry = run("tenants", "apply", str(folder), "--dry-run")
     assert "6 unchanged." in dry.output
     (folder / "andenne" / "tenant.toml").write_text(

@@ -297,3 +297,10 @@ def test_smtp_settings_are_checked_when_the_process_starts(tmp_path: Path) -> No
         base_settings(tmp_path, smtp_port=0)
     secret = base_settings(tmp_path, smtp_password="hunter2")
     assert "hunter2" not in repr(secret)
+
+
+def test_an_internationalised_domain_is_sent_in_its_ascii_form() -> None:
+    assert mail.check_address(" lea@hôtel-de-ville.be ") == "lea@xn--htel-de-ville-plb.be"
+    for wrong in ("a@b", "@x.be", "a@@b.be", "a@.be", "a b@c.be"):
+        with pytest.raises(Invalid):
+            mail.check_address(wrong)

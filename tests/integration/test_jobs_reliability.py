@@ -111,6 +111,13 @@ async def module_work(ctx: JobContext, *, label: str) -> None:
     ctx.session.add(_entry(f"probe.{label}"))
 
 
+@job("tests.reliability.too_slow", max_retries=0, time_limit_ms=200)
+async def too_slow(ctx: JobContext, *, label: str) -> None:
+    _attempted(label, ctx.attempt)
+    ctx.session.add(_entry(f"slow.{label}"))
+    await asyncio.sleep(30)
+
+
 @job("tests.reliability.outage_effect", max_retries=20, min_backoff_ms=100, max_backoff_ms=1000)
 async def outage_effect(ctx: JobContext, *, n: int) -> None:
     """Idempotent: writes its effect once, whatever the number of deliveries."""
@@ -388,6 +395,30 @@ async def test_a_redelivered_message_of_a_finished_job_runs_nothing(
     assert counted("tests.reliability.flaky", "skipped") == skipped_before + 1
 
 
+async def test_a_job_past_its_time_limit_is_interrupted_and_recorded(
+    jobs: Jobs, database: Database, make_commune: MakeCommune
+) -> None:
+    alpha = await make_commune("alpha")
+    job_id = await queue(database, alpha.id, too_slow, label="late")
+    while await jobs.relay_once():
+        pass
+    try:
+        await asyncio.to_thread(jobs.broker.join, "default", fail_fast=False)
+
+        async def recorded() -> bool:
+            return bool(await dead_letters(database))
+
+        await eventually(recorded, "the interrupted job's dead letter")
+    finally:
+        # dramatiq also keeps the interrupted message in the in-memory broker's dead letters.
+        jobs.broker.dead_letters_by_queue.clear()  # type: ignore[attr-defined]
+    [letter] = await dead_letters(database)
+    assert (letter.error_type, letter.error_message) == ("TimeoutError", "the job ran past its time limit of 0.2 s")
+    assert ATTEMPTS["late"] == [1]
+    assert (await status_of(database, alpha.id, job_id)).status is JobState.FAILED
+    assert await actions_done(database, alpha.id, "slow.") == []
+
+
 # -- progress ---------------------------------------------------------------------------
 
 
@@ -614,6 +645,66 @@ def _start_redis(port: int, directory: Path) -> subprocess.Popen[bytes]:
             time.sleep(0.05)
     client.close()
     return process
+
+
+@pytest.fixture
+def redis_broker() -> Any:
+    """A broker on PERRON_TEST_REDIS_URL, in a namespace of its own (removed afterwards)."""
+    from perron.jobs.broker import RecoveringRedisBroker
+    from tests.conftest import REDIS_URL
+
+    namespace = f"perron-test-{uuid.uuid4().hex[:12]}"
+    broker = RecoveringRedisBroker(url=REDIS_URL, namespace=namespace)
+    yield broker
+    for key in broker.client.keys(f"{namespace}:*"):
+        broker.client.delete(key)
+    broker.close()
+
+
+def _message(queue_name: str) -> dramatiq.Message[Any]:
+    return dramatiq.Message(queue_name=queue_name, actor_name="probe", args=(), kwargs={}, options={})
+
+
+def _drain_consumer(consumer: Any) -> list[str]:
+    found: list[str] = []
+    misses = 0
+    while misses < 3:
+        proxy = next(consumer)
+        if proxy is None:
+            misses += 1
+            continue
+        found.append(proxy.message_id)
+        consumer.ack(proxy)
+    return found
+
+
+@pytest.mark.redis
+def test_messages_a_broken_consumer_had_fetched_go_back_to_the_queue(redis_broker: Any) -> None:
+    """dramatiq keeps them in the process's unacknowledged set until the process is gone; a
+    consumer restarted after a connection error (here: simply asked for again) gives them back."""
+    redis_broker.declare_queue("default")
+    sent = [redis_broker.enqueue(_message("default")).message_id for _ in range(4)]
+    consumer = redis_broker.consume("default", prefetch=4, timeout=50)
+    handed_to_a_worker = next(consumer)
+    assert handed_to_a_worker is not None and len(consumer.message_cache) == 3  # fetched, held in memory
+
+    restarted = redis_broker.consume("default", prefetch=4, timeout=50)
+    assert sorted(_drain_consumer(restarted)) == sorted(set(sent) - {handed_to_a_worker.message_id})
+    # The message a worker thread took is not given twice; it acknowledges itself.
+    restarted.ack(handed_to_a_worker)
+    assert redis_broker.client.scard(f"{redis_broker.namespace}:__acks__.{redis_broker.broker_id}.default") == 0
+
+
+@pytest.mark.redis
+def test_delayed_messages_a_broken_consumer_held_go_back_to_the_delay_queue(redis_broker: Any) -> None:
+    redis_broker.declare_queue("default")
+    delayed = redis_broker.enqueue(_message("default"), delay=60_000)
+    consumer = redis_broker.consume("default.DQ", prefetch=2, timeout=50)
+    held = next(consumer)
+    assert held is not None and held.message_id == delayed.message_id  # held in memory until its time
+
+    restarted = redis_broker.consume("default.DQ", prefetch=2, timeout=50)
+    assert _drain_consumer(restarted) == [delayed.message_id]
 
 
 @pytest.mark.redis

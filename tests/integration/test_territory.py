@@ -819,10 +819,7 @@ async def test_staff_edit_streets_from_the_pages(
     )
     assert renamed.status_code == 303
     deleted = await send(
-        staff,
-        f"/admin/territory/streets/{street.id}/delete",
-        f"/admin/territory/streets/{street.id}/delete",
-        {},
+        staff, f"/admin/territory/streets/{street.id}", f"/admin/territory/streets/{street.id}/delete", {}
     )
     assert deleted.status_code == 303
     history = await staff.get("/admin/territory/history", params={"lang": "en"})
@@ -886,7 +883,7 @@ async def test_staff_draw_split_and_merge_neighbourhoods(
         (whole,) = await service.neighbourhoods(session)
     outline = await staff.get(f"/admin/territory/neighbourhoods/{whole.id}/outline.geojson")
     assert outline.status_code == 200 and outline.json()["geometry"]["type"] == "Polygon"
-    assert "attachment" in outline.headers["content-disposition"]
+    assert outline.headers["content-disposition"] == 'inline; filename="hannut-hannut.geojson"'
 
     north = [[5.070, 50.670], [5.090, 50.670], [5.090, 50.690], [5.070, 50.690], [5.070, 50.670]]
     south = [[5.070, 50.650], [5.090, 50.650], [5.090, 50.670], [5.070, 50.670], [5.070, 50.650]]
@@ -919,6 +916,10 @@ async def test_staff_draw_split_and_merge_neighbourhoods(
     assert split.status_code == 303, split.text
     listing = await staff.get("/admin/territory/neighbourhoods", params={"lang": "en"})
     assert "Former neighbourhoods" in listing.text and "Nord, Sud" in listing.text
+    retired = await staff.get(f"/admin/territory/neighbourhoods/{whole.id}")
+    assert retired.status_code == 200 and "it is kept for the record" in retired.text
+    assert 'enctype="multipart/form-data"' not in retired.text  # no form to change it
+    assert (await staff.get(split_page)).status_code == 404  # nor to split it again
     async with read() as session:
         assert [n.name() for n in await service.successors(session, whole.id)] == ["Nord", "Sud"]
         parts = {n.name(): n.id for n in await service.neighbourhoods(session)}

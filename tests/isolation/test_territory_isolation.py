@@ -370,7 +370,6 @@ async def test_alphas_staff_never_see_or_change_bravos_territory(
 
     for path in [
         f"/admin/territory/streets/{bravo.streets['Grand-Place']}",
-        f"/admin/territory/streets/{bravo.streets['Grand-Place']}/delete",
         f"/admin/territory/neighbourhoods/{bravo.neighbourhood}",
         f"/admin/territory/neighbourhoods/{bravo.neighbourhood}/split",
         f"/admin/territory/neighbourhoods/{bravo.neighbourhood}/outline.geojson",

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import click
 from sqlalchemy import create_engine
 
 from perron.cli.common import fail, out, settings_from
+from perron.config import Settings
 from perron.db import migrate
 
 
@@ -103,14 +105,31 @@ def revision(ctx: click.Context, message: str, branch: str, version_path: Path |
     """
     if not message.strip():
         raise click.BadParameter("say what the migration does", param_hint="-m/--message")
+    settings = settings_from(ctx)
+    if not empty and not migrate.pending(settings) and not _differences(settings):
+        fail(
+            "the models and the schema agree: there is nothing to migrate (save your model changes, "
+            "or give --empty to write a migration by hand)"
+        )
     try:
         scripts = migrate.branch_revision(
-            settings_from(ctx), message, branch=branch, version_path=version_path, autogenerate=not empty
+            settings, message, branch=branch, version_path=version_path, autogenerate=not empty
         )
     except migrate.RevisionRefused as error:
         fail(str(error))
     for script in scripts:
         out.print(f"wrote {_shown(Path(script.path))} (revision {script.revision} of branch {branch})")
+
+
+def _differences(settings: Settings) -> list[Any]:
+    from perron.models import metadata
+
+    engine = create_engine(migrate.sync_url(settings.database_owner))
+    try:
+        with engine.connect() as connection:
+            return migrate.drift(connection, metadata)
+    finally:
+        engine.dispose()
 
 
 def _shown(path: Path) -> str:

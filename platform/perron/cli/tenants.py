@@ -21,11 +21,19 @@ from perron.db.scope import platform_scope, tenant_scope
 from perron.errors import Invalid
 from perron.i18n import using_language
 from perron.media import MediaStore
-from perron.runtime import command_runtime
 from perron.modules.registry import registry
+from perron.runtime import command_runtime
 from perron.tenancy import actions
 from perron.tenancy.branding import BrandingError, check_logo_size
-from perron.tenancy.definitions import DefinitionError, Outcome, Report, apply_definitions, load_definitions
+from perron.tenancy.definitions import (
+    DefinitionError,
+    DefinitionSet,
+    Outcome,
+    Report,
+    apply_definitions,
+    apply_modules,
+    load_definitions,
+)
 from perron.tenancy.hosts import display_host
 from perron.tenancy.models import HOME_SECTIONS, Commune, CommuneStatus, FontChoice, Intercommunale
 from perron.tenancy.settings import CoreSettings, resolve
@@ -437,11 +445,36 @@ async def apply_folder(
                         )
                         if dry_run:
                             raise _DryRun(reports)
+                await _apply_modules(runtime, definitions, reports)
         except _DryRun as done:
+            for report in done.reports:
+                if report.name.startswith("commune "):
+                    report.remarks.append("modules are not compared in a dry run")
             return done.reports
         except DefinitionError as error:
             fail("the definitions cannot be applied; nothing was changed:\n  " + "\n  ".join(error.problems))
     return reports
+
+
+async def _apply_modules(runtime: Any, definitions: DefinitionSet, reports: list[Report]) -> None:
+    """Each commune's modules, in that commune's own scope and transaction."""
+    by_name = {report.name: report for report in reports}
+    for _, tenant in definitions.tenants:
+        if not tenant.modules:
+            continue
+        with acting_as(command_line_actor()), platform_scope("perron tenants apply: find the commune"):
+            async with runtime.database.session() as session:
+                commune_id = await session.scalar(select(Commune.id).where(Commune.slug == tenant.slug))
+        if commune_id is None:
+            continue
+        with acting_as(command_line_actor()), tenant_scope(commune_id):
+            async with runtime.database.transaction() as session:
+                changes = await apply_modules(session, commune_id, tenant)
+        report = by_name.get(f"commune {tenant.slug}")
+        if report is not None and changes:
+            report.changes.extend(changes)
+            if report.outcome is Outcome.UNCHANGED:
+                report.outcome = Outcome.UPDATED
 
 
 class _DryRun(Exception):  # not an error: how a dry run rolls back

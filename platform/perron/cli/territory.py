@@ -19,7 +19,7 @@ from perron.audit import acting_as, command_line_actor
 from perron.cli.common import err, fail, out, parse_pairs, run_async, settings_from
 from perron.config import Settings
 from perron.db.scope import platform_scope, tenant_scope
-from perron.i18n import using_language
+from perron.i18n import pick, using_language
 from perron.runtime import command_runtime
 from perron.tenancy.models import Commune
 from perron.territory import actions, service
@@ -150,7 +150,7 @@ async def import_geojson(
             else:
                 changed = await actions.update_neighbourhood(session, commune.id, existing.id, geometry=data)
                 message = (
-                    f"Updated the outline of the neighbourhood {neighbourhood_name} of {slug}."
+                    f"Updated the outline of the neighbourhood {pick(existing.names, first)} of {slug}."
                     if changed
                     else "The neighbourhood's outline is unchanged."
                 )

@@ -75,7 +75,8 @@ def layout_context(settings: Settings, site: TenantSite, language: str) -> dict[
         "language": language,
         "languages": site.languages,
         "palette": dict(site.branding.palette),
-        "font_stack": FONT_STACKS[site.branding.font],
+        # Single quotes: the stack goes into style="..." attributes.
+        "font_stack": FONT_STACKS[site.branding.font].replace('"', "'"),
         "logo_url": site_url(settings, site, logo) if logo else None,
         "home_url": site_url(settings, site, "/"),
         "contact": site.contact,

@@ -152,7 +152,12 @@ def check_address(address: str, field: str = "to") -> str:
         raise Invalid(field, problem) from None
     if not parsed.username or "." not in parsed.domain:
         raise Invalid(field, problem)
-    return text
+    try:
+        # An internationalised domain travels in its ASCII form, which every server takes.
+        domain = parsed.domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise Invalid(field, problem) from None
+    return f"{parsed.username}@{domain}"
 
 
 async def queue_email(
@@ -256,7 +261,13 @@ async def send_email(ctx: JobContext, *, email_id: str) -> None:
         _fail(email, DISABLED_REASON)
         await _finished(ctx.session, email)
         return
-    message = build_message(email, service.from_address)
+    try:
+        message = build_message(email, service.from_address)
+    except (ValueError, TypeError, HeaderParseError) as error:
+        _fail(email, f"the message could not be composed: {error}")
+        log.error("mail.unsendable", email_id=email_id, error=str(error))
+        await _finished(ctx.session, email)
+        return
     email.attempts = ctx.attempt
     # Commit before talking to the server: no transaction (nor SQLite's write lock) is held
     # while the network is slow.

@@ -102,14 +102,16 @@ async def _preferences_page(
     for module in modules:
         field = FIELD_PREFIX + module
         current = stored.get(module)
+        stored_value = current.value if current else service.DEFAULT_CHOICE
+        chosen = (submitted or {}).get(field)
         rows.append(
             {
                 "field": field,
                 "title": gettext("Messages from the commune")
                 if module == service.CORE
                 else service.source_title(module, site, language),
-                "value": (submitted or {}).get(field)
-                or (current.value if current else service.DEFAULT_CHOICE),
+                # What was sent, if it is one of the options; otherwise what is stored.
+                "value": chosen if chosen in service.CHOICES else stored_value,
                 "error": (errors or {}).get(field),
             }
         )

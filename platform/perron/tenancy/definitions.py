@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from uuid import UUID
 
 from pydantic import (
     BaseModel,
@@ -433,19 +434,6 @@ async def _apply_tenant(
             changes.append("logo")
     if tenant.contact and await actions.update_commune_settings(session, commune.id, "core", tenant.contact):
         changes.append("contact")
-    from perron.modules import activation  # the module SDK stands on tenancy, not the reverse
-
-    for module, spec in tenant.modules.items():
-        if spec.settings and await actions.update_commune_settings(
-            session, commune.id, f"module:{module}", spec.settings
-        ):
-            changes.append(f"module {module} settings")
-        if spec.enabled and await activation.enable(session, commune.id, module):
-            changes.append(f"module {module} enabled")
-            if spec.demo and await activation.seed(session, commune.id, module):
-                changes.append(f"module {module} demo content")
-        elif not spec.enabled and await activation.disable(session, commune.id, module):
-            changes.append(f"module {module} disabled")
     await session.flush()
     if created:
         return Report(name, Outcome.CREATED, [], remarks)
@@ -470,3 +458,24 @@ async def _sync_domains(
             changes.append(f"domain {host} made primary")
     for host in sorted(set(current) - set(hosts)):
         remarks.append(f"domain {host} is in the database but not in the file: kept")
+
+
+async def apply_modules(session: AsyncSession, commune_id: UUID, tenant: TenantDefinition) -> list[str]:
+    """Switch the commune's modules on or off as its file says, in the commune's own scope
+    and transaction: modules' hooks and demo content run where they always run, inside the
+    commune (never in the platform scope of :func:`apply_definitions`)."""
+    from perron.modules import activation  # the module SDK stands on tenancy, not the reverse
+
+    changes: list[str] = []
+    for module, spec in tenant.modules.items():
+        if spec.settings and await actions.update_commune_settings(
+            session, commune_id, f"module:{module}", spec.settings
+        ):
+            changes.append(f"module {module} settings")
+        if spec.enabled and await activation.enable(session, commune_id, module):
+            changes.append(f"module {module} enabled")
+            if spec.demo and await activation.seed(session, commune_id, module):
+                changes.append(f"module {module} demo content")
+        elif not spec.enabled and await activation.disable(session, commune_id, module):
+            changes.append(f"module {module} disabled")
+    return changes

@@ -429,22 +429,6 @@ async def street_save(request: SiteRequest, street_id: FromPath[UUID]) -> ASGIRe
     return _redirect(f"{BASE}/streets", "street-saved" if changed else "unchanged")
 
 
-@get(f"{BASE}/streets/{{street_id:uuid}}/delete", name="territory_street_delete_confirm", guards=GUARDS)
-async def street_delete_confirm(request: SiteRequest, street_id: FromPath[UUID]) -> ASGIResponse:
-    street = await _street_or_404(request, street_id)
-    return _page(
-        request,
-        "confirm_delete.html",
-        title=gettext("Delete the street %(name)s?") % {"name": pick(street.names)},
-        explanation=gettext(
-            "The street leaves the neighbourhoods that list it. Addresses in this street will no longer "
-            "be placed in a neighbourhood."
-        ),
-        action=f"{BASE}/streets/{street.id}/delete",
-        cancel=f"{BASE}/streets/{street.id}",
-    )
-
-
 @post(f"{BASE}/streets/{{street_id:uuid}}/delete", name="territory_street_delete", guards=GUARDS)
 async def street_delete(request: SiteRequest, street_id: FromPath[UUID]) -> ASGIResponse:
     site = _site(request)
@@ -620,11 +604,13 @@ async def neighbourhood_save(request: SiteRequest, neighbourhood_id: FromPath[UU
 
 
 def _geojson_download(geometry: Mapping[str, Any], names: Mapping[str, str], slug: str) -> Response[Any]:
+    """The outline as a GeoJSON Feature. Shown inline (as JSON) when opened; the page's link
+    carries ``download`` so that a click saves it under this file name."""
     name = street_key(pick(names)).replace(" ", "-") or "outline"
     return Response(
         {"type": "Feature", "properties": {"names": dict(names)}, "geometry": dict(geometry)},
-        media_type="application/geo+json",
-        headers={"content-disposition": f'attachment; filename="{slug}-{name}.geojson"'},
+        media_type="application/json",
+        headers={"content-disposition": f'inline; filename="{slug}-{name}.geojson"'},
     )
 
 
@@ -1041,7 +1027,6 @@ ROUTES: list[Any] = [
     streets_import,
     street_edit,
     street_save,
-    street_delete_confirm,
     street_delete,
     neighbourhoods,
     neighbourhood_new,

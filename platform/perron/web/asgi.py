@@ -43,6 +43,8 @@ ALWAYS_SERVED_FILES = frozenset(
         "/apple-touch-icon.png",
         "/apple-touch-icon-precomposed.png",
         "/manifest.webmanifest",
+        "/accessibility",
+        "/privacy",
     }
 )
 """What a suspended commune still serves: its notice shows its logo and colours."""

@@ -50,7 +50,7 @@ class Forbidden(PerronError):
     status_code = 403
 
 
-def _session_token(scope: dict[str, Any]) -> str | None:
+def session_token(scope: dict[str, Any]) -> str | None:
     for name, value in scope.get("headers", ()):
         if name == b"cookie":
             try:
@@ -71,7 +71,7 @@ class SessionMiddleware:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http":
             state = scope.setdefault("state", {})
-            token = _session_token(scope)
+            token = session_token(scope)
             user = None
             if token and len(token) <= 128 and not scope["path"].startswith("/static/"):
                 runtime = scope["app"].state.runtime

@@ -100,7 +100,13 @@ def error_handler(templates: Templates, template: str = "perron/error.html") -> 
             )
         language = request.scope.get("state", {}).get("language") or current_language()
         site = request.scope.get("state", {}).get("site")
-        context: dict[str, Any] = site_context(site, language) if site else {"language": language}
+        context: dict[str, Any] = {"language": language}
+        if site is not None and "language" in request.scope.get("state", {}):
+            from perron.web.site import page_context  # the site app imports this module
+
+            context = page_context(request, {})
+        elif site is not None:
+            context = site_context(site, language)
         context |= {"status": status, "title": title, "explanation": explanation, "request_id": request_id}
         body = templates.render(template, context, language)
         return Response(body, status_code=status, media_type=MediaType.HTML, headers=headers)

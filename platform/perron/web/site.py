@@ -27,7 +27,7 @@ from perron.modules.web import admin_navigation, module_routers, navigation, ren
 from perron.notifications.web import ROUTES as NOTIFICATION_ROUTES
 from perron.tenancy.site import TenantSite
 from perron.territory import web as territory_web
-from perron.web import admin
+from perron.web import account, admin
 from perron.web.auth import SessionMiddleware
 from perron.web.brand_assets import ROUTES as BRAND_ROUTES
 from perron.web.errors import error_handler
@@ -59,6 +59,9 @@ def page_context(request: SiteRequest, context: dict[str, Any]) -> dict[str, Any
         "user": user,
         "contact": site.contact,
         "nav": navigation(registry, site, path),
+        # Citizens' login (Keycloak, itsme) arrives with the identity work; until a login
+        # page exists, no page links to one.
+        "login_url": None,
     }
     if path == "/admin" or path.startswith("/admin/"):
         base["admin_nav"] = admin_navigation(registry, site, path, user.roles if user else frozenset())
@@ -100,6 +103,7 @@ def create_site_app(settings: Settings, templates: Templates, runtime: Any) -> L
             branding_css,
             *BRAND_ROUTES,
             *admin.ROUTES,
+            *account.ROUTES,
             *territory_web.ROUTES,
             *LEGAL_ROUTES,
             *NOTIFICATION_ROUTES,
