@@ -16,7 +16,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from perron import models as _models
-from perron import signals
+from perron import mail, signals
 from perron.cache import Invalidation, InvalidationService, hub
 from perron.config import Settings
 from perron.db.engine import Database
@@ -49,6 +49,7 @@ class Runtime:
         self.jobs = Jobs(settings, self.database, run_worker=run_worker)
         self.templates = Templates(theme_template_dirs(settings.themes_dir))
         self._unsubscribe: Any = None
+        self._mail_before: Any = None
         self.started = False
 
     async def start(self, *, serve: bool = True) -> None:
@@ -59,6 +60,7 @@ class Runtime:
         await self.invalidations.start()
         await self.jobs.start()
         signals.dispatcher.bind(self.database)
+        self._mail_before = mail.configure(self.settings, self.templates)
         self.started = True
         log.info(
             "runtime.started",
@@ -71,7 +73,9 @@ class Runtime:
         if self._unsubscribe:
             self._unsubscribe()
         await signals.dispatcher.drain()
-        signals.dispatcher.unbind()
+        signals.dispatcher.unbind(self.database)
+        if self.started:
+            mail.restore(self._mail_before)
         await self.jobs.stop()
         await self.invalidations.stop()
         await self.database.dispose()
@@ -130,11 +134,13 @@ async def command_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     await runtime.invalidations.start(listen=False)
     runtime.jobs.declare_actors()
     signals.dispatcher.bind(runtime.database)
+    mail_before = mail.configure(settings, runtime.templates)
     try:
         yield runtime
     finally:
         await signals.dispatcher.drain()
-        signals.dispatcher.unbind()
+        signals.dispatcher.unbind(runtime.database)
+        mail.restore(mail_before)
         if settings.redis_url:
             try:
                 await runtime.jobs.relay_once()

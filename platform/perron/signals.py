@@ -99,14 +99,20 @@ class Dispatcher:
         self.database: Database | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self._pending: set[asyncio.Future[None]] = set()
+        self._bindings: list[tuple[Database, asyncio.AbstractEventLoop]] = []
 
     def bind(self, database: Database) -> None:
-        self.database = database
-        self.loop = asyncio.get_running_loop()
+        """Deliver with this database on the running loop, until :meth:`unbind`. Bindings
+        nest: a command run inside a process that serves (tests) gives the server's back."""
+        self._bindings.append((database, asyncio.get_running_loop()))
+        self.database, self.loop = self._bindings[-1]
 
-    def unbind(self) -> None:
-        self.database = None
-        self.loop = None
+    def unbind(self, database: Database | None = None) -> None:
+        for index in range(len(self._bindings) - 1, -1, -1):
+            if database is None or self._bindings[index][0] is database:
+                del self._bindings[index]
+                break
+        self.database, self.loop = self._bindings[-1] if self._bindings else (None, None)
 
     def schedule(self, signal: Signal[Any], tenant_id: UUID, payload: Any) -> None:
         loop = self.loop

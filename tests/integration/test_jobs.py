@@ -13,7 +13,7 @@ from sqlalchemy import select
 from perron.audit import AuditEntry
 from perron.db.engine import Database
 from perron.db.scope import CrossTenantAccess, NoTenantScope, platform_scope, tenant_scope
-from perron.jobs import JobContext, OutboxMessage, enqueue, job
+from perron.jobs import JobContext, JobState, OutboxMessage, enqueue, job, list_statuses, status
 from tests.conftest import MakeCommune
 
 RUNS: list[dict[str, Any]] = []
@@ -95,6 +95,7 @@ async def test_a_rolled_back_change_queues_nothing(
     with platform_scope("test: look at the outbox"):
         async with database.session() as session:
             assert list(await session.scalars(select(OutboxMessage))) == []
+            assert await list_statuses(session) == []  # nor a status record
 
 
 async def test_a_job_for_one_commune_cannot_touch_another(
@@ -149,13 +150,22 @@ async def test_the_platform_queues_jobs_for_any_commune_and_platform_jobs(
     alpha, bravo = await make_commune("alpha"), await make_commune("bravo")
     with platform_scope("test: operator queues work"):
         async with database.transaction() as session:
-            enqueue(session, record_visit, tenant_id=bravo.id, label="from-platform")
-            enqueue(session, platform_sweep)
+            visit = enqueue(session, record_visit, tenant_id=bravo.id, label="from-platform")
+            sweep = enqueue(session, platform_sweep)
+    assert (visit.tenant_id, sweep.tenant_id) == (bravo.id, None)
     await drain(jobs)
     by_kind = {("visit" if "label" in run else "sweep"): run for run in RUNS}
     assert by_kind["visit"]["tenant"] == bravo.id
     assert by_kind["sweep"]["tenant"] is None
     assert by_kind["sweep"]["owners"] >= {alpha.id, bravo.id}
+    with platform_scope("test: the operator follows both jobs"):
+        async with database.session() as session:
+            assert (await status(session, visit.id)).status is JobState.DONE
+            assert (await status(session, sweep.id)).status is JobState.DONE
+    with tenant_scope(bravo.id):
+        async with database.session() as session:
+            assert (await status(session, visit.id)).commune_id == bravo.id
+            assert await status(session, sweep.id) is None  # platform jobs are the operator's
 
 
 async def test_commit_wakes_the_relay_without_waiting_for_the_sweep(

@@ -199,7 +199,9 @@ async def dead_letters(database: Database) -> list[DeadLetter]:
 async def actions_done(database: Database, commune: UUID, prefix: str) -> list[str]:
     with tenant_scope(commune):
         async with database.session() as session:
-            found = await session.scalars(select(AuditEntry.action).where(AuditEntry.action.startswith(prefix)))
+            found = await session.scalars(
+                select(AuditEntry.action).where(AuditEntry.action.startswith(prefix))
+            )
             return sorted(found)
 
 
@@ -279,7 +281,10 @@ async def test_a_job_failing_every_retry_is_a_dead_letter_an_operator_can_retry(
     assert "Queued tests.reliability.stubborn for alpha again as job" in retried.stdout
     await drain(jobs)
     assert ATTEMPTS["census"] == [1, 2, 3, 1]
-    assert await actions_done(database, alpha.id, "stubborn.") == ["stubborn.census", "stubborn.census.attempt"]
+    assert await actions_done(database, alpha.id, "stubborn.") == [
+        "stubborn.census",
+        "stubborn.census.attempt",
+    ]
 
     assert json.loads((await cli("jobs", "failed", "--json")).stdout) == []
     [kept] = json.loads((await cli("jobs", "failed", "--all", "--json")).stdout)
@@ -340,7 +345,11 @@ async def test_a_job_refusing_its_input_is_not_retried(
     await drain(jobs)
     assert ATTEMPTS["Rue Inconnue"] == [1]  # max_retries=3, but the same input fails the same way
     [letter] = await dead_letters(database)
-    assert (letter.reason.value, letter.attempts, letter.error_type) == ("invalid", 1, "perron.errors.Invalid")
+    assert (letter.reason.value, letter.attempts, letter.error_type) == (
+        "invalid",
+        1,
+        "perron.errors.Invalid",
+    )
     assert letter.error_message == "street: no street is called 'Rue Inconnue'"
     assert (await status_of(database, alpha.id, job_id)).status is JobState.FAILED
 
@@ -413,7 +422,10 @@ async def test_a_job_past_its_time_limit_is_interrupted_and_recorded(
         # dramatiq also keeps the interrupted message in the in-memory broker's dead letters.
         jobs.broker.dead_letters_by_queue.clear()  # type: ignore[attr-defined]
     [letter] = await dead_letters(database)
-    assert (letter.error_type, letter.error_message) == ("TimeoutError", "the job ran past its time limit of 0.2 s")
+    assert (letter.error_type, letter.error_message) == (
+        "TimeoutError",
+        "the job ran past its time limit of 0.2 s",
+    )
     assert ATTEMPTS["late"] == [1]
     assert (await status_of(database, alpha.id, job_id)).status is JobState.FAILED
     assert await actions_done(database, alpha.id, "slow.") == []
@@ -465,7 +477,11 @@ async def test_progress_is_visible_while_the_job_runs_and_only_to_its_commune(
     assert (finished.status, finished.done, finished.total) == (JobState.DONE, 3, 3)
     assert finished.result == {"steps": 3}
     assert finished.finished_at is not None and finished.finished_at >= finished.started_at
-    assert await actions_done(database, alpha.id, "long.") == ["long.report.1", "long.report.2", "long.report.3"]
+    assert await actions_done(database, alpha.id, "long.") == [
+        "long.report.1",
+        "long.report.2",
+        "long.report.3",
+    ]
 
 
 async def test_progress_reports_must_make_sense(database: Database) -> None:
@@ -692,7 +708,9 @@ def test_messages_a_broken_consumer_had_fetched_go_back_to_the_queue(redis_broke
     assert sorted(_drain_consumer(restarted)) == sorted(set(sent) - {handed_to_a_worker.message_id})
     # The message a worker thread took is not given twice; it acknowledges itself.
     restarted.ack(handed_to_a_worker)
-    assert redis_broker.client.scard(f"{redis_broker.namespace}:__acks__.{redis_broker.broker_id}.default") == 0
+    assert (
+        redis_broker.client.scard(f"{redis_broker.namespace}:__acks__.{redis_broker.broker_id}.default") == 0
+    )
 
 
 @pytest.mark.redis

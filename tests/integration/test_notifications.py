@@ -42,7 +42,15 @@ from tests.integration.conftest_smtp import SMTPServer, run_jobs, smtp_mail, smt
 
 __all__ = ["smtp_mail", "smtp_server"]  # fixtures used by the tests below
 
-TERRITORY = importlib.util.find_spec("perron.territory.service") is not None
+
+def _territory_installed() -> bool:
+    try:
+        return importlib.util.find_spec("perron.territory.service") is not None
+    except ModuleNotFoundError:  # not even the perron.territory package
+        return False
+
+
+TERRITORY = _territory_installed()
 needs_territory = pytest.mark.skipif(
     not TERRITORY,
     reason="perron.territory.service is not installed yet: neighbourhood and street audiences need it",

@@ -356,6 +356,9 @@ async def test_modules_are_told_after_commit(runtime: Any, write: Any, hannut: C
     async def receiver(context: signals.SignalContext, payload: signals.TerritoryChanged) -> None:
         received.append((context.tenant_id, payload))
 
+    # The runtime binds the dispatcher when it starts; a command run in this process since then
+    # may have unbound it (see test_the_territory_commands), so bind it to the runtime again.
+    signals.dispatcher.bind(runtime.database)
     signals.territory_changed.connect(receiver, module=None)
     try:
         with pytest.raises(RuntimeError):
@@ -678,7 +681,7 @@ async def test_the_demo_communes_get_their_territory_once(database: Database, tm
         return {report.name: report for report in reports}
 
     first = await apply()
-    assert "territory: 25 streets" in first["commune hannut"].remarks
+    assert "territory: 25 street(s), 4 neighbourhood(s), 1 zone(s)" in first["commune hannut"].remarks
     with platform_scope("test"):
         async with database.session() as session:
             ids = dict((await session.execute(select(Commune.slug, Commune.id))).tuples().all())
@@ -1008,9 +1011,15 @@ def test_the_territory_commands(settings: Any, tmp_path: Any) -> None:
     from tests.conftest import settings_env
 
     env = settings_env(settings)
+    # A command binds the process-wide signal dispatcher to its own runtime and unbinds it when
+    # it ends; in this process the test application's runtime needs it back afterwards.
+    bound = (signals.dispatcher.database, signals.dispatcher.loop)
 
     def run(*args: str) -> Any:
-        return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+        try:
+            return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+        finally:
+            signals.dispatcher.database, signals.dispatcher.loop = bound
 
     created = run(
         "tenants",
@@ -1108,3 +1117,41 @@ def test_the_territory_commands(settings: Any, tmp_path: Any) -> None:
     assert all(h["who"].startswith("cli:") for h in shown["history"])
     text = run("territory", "show", "hannut").output
     assert "Hannut (hannut): territory version 4, 2 street(s) (1 without a point)" in text
+
+
+async def test_a_broken_territory_file_stops_the_apply_and_changes_nothing(
+    database: Database, tmp_path: Any
+) -> None:
+    import shutil
+
+    from perron.db.scope import platform_scope
+    from perron.tenancy.definitions import DefinitionError, apply_definitions, load_definitions
+    from tests.conftest import CONSOLE_HOST, ROOT
+
+    folder = tmp_path / "tenants"
+    shutil.copytree(ROOT / "tenants", folder)
+    zones = folder / "hannut" / "territory" / "zones.geojson"
+    crossing = [[5.07, 50.67], [5.09, 50.69], [5.09, 50.67], [5.07, 50.69], [5.07, 50.67]]
+    zones.write_text(
+        json.dumps(
+            {
+                "type": "FeatureCollection",
+                "features": [
+                    {
+                        "type": "Feature",
+                        "properties": {"key": "centre", "names": {"fr": "Centre"}},
+                        "geometry": polygon(crossing),
+                    }
+                ],
+            }
+        )
+    )
+    with pytest.raises(DefinitionError) as refused, platform_scope("test: apply"):
+        async with database.transaction() as session:
+            await apply_definitions(session, load_definitions(folder), console_host=CONSOLE_HOST)
+    (problem,) = refused.value.problems
+    assert f"{zones}: feature 1: geometry: The outline crosses itself near longitude 5.08000" in problem
+    with platform_scope("test"):
+        async with database.session() as session:
+            assert await session.scalar(select(func.count()).select_from(Commune)) == 0
+            assert await session.scalar(select(func.count()).select_from(Street)) == 0

@@ -34,6 +34,7 @@ from perron.territory.models import (
     Zone,
 )
 from tests.conftest import ClientFactory
+from tests.isolation.conftest import locks_available, only_lock
 
 # The same square of land for both communes' "centre" (their own polygons differ below).
 ALPHA_CENTRE = [[5.070, 50.665], [5.090, 50.665], [5.090, 50.678], [5.070, 50.678], [5.070, 50.665]]
@@ -178,9 +179,15 @@ async def test_the_read_api_sees_only_the_own_commune(
     both: tuple[Territory, Territory], database: Database
 ) -> None:
     alpha, bravo = both
+    # Both communes are at the same version, and bravo's placements are cached first: the
+    # process-wide cache must still keep them apart.
+    with tenant_scope(bravo.commune.id):
+        async with database.session() as session:
+            assert await service.version(session) == 4
+            placed = await service.locate_address(session, street="Rue de Bravo", postcode="4280")
+            assert placed.street is not None and placed.street.id == bravo.streets["Rue de Bravo"]
     with tenant_scope(alpha.commune.id):
         async with database.session() as session:
-            # Both communes are at the same version: the cache must still keep them apart.
             assert await service.version(session) == 4
             placed = await service.locate_address(session, street="Grand-Place", postcode="4280")
             assert placed.street is not None and placed.street.id == alpha.streets["Grand-Place"]
@@ -279,7 +286,7 @@ async def test_actions_cannot_reach_the_other_commune(
         async with database.transaction() as session:
             await ATTACKS[attack](session, alpha, bravo)
     if isinstance(refused.value, Invalid):  # a bravo street offered to an alpha neighbourhood
-        assert refused.value.field == "streets" and "do not exist" in refused.value.reason
+        assert refused.value.field == "streets" and "n'existent plus" in refused.value.reason  # in French
     assert await counts(database, bravo.commune) == before
     assert await counts(database, alpha.commune) == alpha_before
 
@@ -445,3 +452,36 @@ async def test_alphas_staff_never_see_or_change_bravos_territory(
     with tenant_scope(alpha.commune.id):
         async with database.session() as session:
             assert await session.scalar(select(func.count()).select_from(Neighbourhood)) == 1
+
+
+@pytest.mark.parametrize("lock", locks_available())
+async def test_each_lock_alone_keeps_bravos_territory_out_of_alphas_pages_and_placements(
+    runtime: Any, client_for: ClientFactory, both: tuple[Territory, Territory], database: Database, lock: str
+) -> None:
+    alpha, bravo = both
+    editor, _ = await login(runtime, client_for, alpha.commune, kind=AccountKind.STAFF, roles=("admin",))
+    await editor.get("/admin/territory/streets")
+    csrf = editor.cookies.get("perron_csrf")
+    before = await counts(database, bravo.commune)
+    service.forget()  # placements are built again under the one lock left
+    with only_lock(lock):
+        for path in (
+            f"/admin/territory/streets/{bravo.streets['Grand-Place']}",
+            f"/admin/territory/neighbourhoods/{bravo.neighbourhood}",
+            f"/admin/territory/zones/{bravo.zone}/outline.geojson",
+        ):
+            assert (await editor.get(path)).status_code == 404, path
+        renamed = await editor.post(
+            f"/admin/territory/streets/{bravo.streets['Grand-Place']}",
+            data={"names.fr": "Volée", "postcode": "4280", "_csrf_token": csrf},
+        )
+        assert renamed.status_code == 404
+        listing = await editor.get("/admin/territory/streets")
+        assert "Rue de Alpha" in listing.text and "Rue de Bravo" not in listing.text
+        with tenant_scope(alpha.commune.id):
+            async with database.session() as session:
+                assert (
+                    await service.locate_address(session, street="Rue de Bravo", postcode="4280")
+                ).street is None
+                assert not await service.point_in_zone(session, "centre", *BRAVO_POINT)
+    assert await counts(database, bravo.commune) == before

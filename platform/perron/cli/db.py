@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +122,25 @@ def revision(ctx: click.Context, message: str, branch: str, version_path: Path |
         fail(str(error))
     for script in scripts:
         out.print(f"wrote {_shown(Path(script.path))} (revision {script.revision} of branch {branch})")
+    if _tidy([Path(script.path) for script in scripts]):
+        out.print("formatted with ruff")
+
+
+def _tidy(paths: list[Path]) -> bool:
+    """Format new migrations like the code around them (unused imports out, the project's
+    style), when ruff is installed; Alembic writes them in its own style."""
+    beside = Path(sys.executable).with_name("ruff")
+    ruff = shutil.which("ruff") or (str(beside) if beside.is_file() else None)
+    if ruff is None or not paths:
+        return False
+    files = [str(path) for path in paths]
+    fixed = subprocess.run(  # noqa: S603 - ruff, on files this command just wrote
+        [ruff, "check", "--fix", "--quiet", "--select", "F401,I", *files], capture_output=True, check=False
+    )
+    formatted = subprocess.run(  # noqa: S603
+        [ruff, "format", "--quiet", *files], capture_output=True, check=False
+    )
+    return fixed.returncode == 0 and formatted.returncode == 0
 
 
 def _differences(settings: Settings) -> list[Any]:

@@ -169,7 +169,10 @@ async def show(ctx: click.Context, slug: str, as_json: bool, history_count: int)
         built = await service.index(session)
         history = list(
             await session.scalars(
-                select(TerritoryChange).order_by(TerritoryChange.version.desc()).limit(max(history_count, 0))
+                select(TerritoryChange)
+                .where(TerritoryChange.tenant_id == commune.id)
+                .order_by(TerritoryChange.version.desc())
+                .limit(max(history_count, 0))
             )
         )
     language = commune.languages[0]

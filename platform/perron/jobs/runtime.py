@@ -466,6 +466,9 @@ class Jobs:
             loop_thread.name = "perron-jobs-loop"
             loop_thread.start(timeout=5.0)
             self._loop_thread = loop_thread
+            # dramatiq's own command line announces the process boot; its TimeLimit middleware
+            # starts the thread that enforces time limits only then.
+            self.broker.emit_after("process_boot")
             self.worker = dramatiq.Worker(
                 self.broker, worker_threads=self.settings.worker_threads, worker_timeout=100
             )

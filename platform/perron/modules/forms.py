@@ -20,6 +20,7 @@ from annotated_types import MaxLen
 from pydantic import BaseModel, ValidationError
 
 from perron.errors import Invalid
+from perron.i18n import gettext
 
 
 @dataclass
@@ -91,10 +92,10 @@ def build_form(
         fields.append(
             FormField(
                 name=name,
-                label=info.title or name.replace("_", " ").capitalize(),
+                label=gettext(info.title) if info.title else name.replace("_", " ").capitalize(),
                 kind=kind,
                 value=current,
-                help=info.description or "",
+                help=gettext(info.description) if info.description else "",
                 required=not optional and kind not in ("checkbox", "translated"),
                 locked=name in locked,
                 choices=choices,

@@ -36,6 +36,7 @@ from perron.db.scope import NoTenantScope, current_scope
 from perron.errors import Invalid, NotFound
 from perron.i18n import TextRules, format_datetime, gettext, pick, pick_language, using_language
 from perron.identity.models import Account, AccountKind
+from perron.jobs import enqueue
 from perron.logging import get_logger
 from perron.mail import EmailStatus, OutgoingEmail, mail_service, on_result, queue_email, site_url
 from perron.modules.manifest import NAME as MODULE_NAME
@@ -308,8 +309,6 @@ async def notify(
         object_id=str(notification.id),
         changes={"module": module, "kind": kind, "audience": audience.describe()},
     )
-    from perron.jobs import enqueue
-
     enqueue(session, FAN_OUT_JOB, notification_id=str(notification.id))
     return notification
 

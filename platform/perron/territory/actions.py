@@ -116,7 +116,7 @@ async def _bump(session: AsyncSession, commune_id: UUID) -> int:
         session.add(state)
     state.version = (state.version or 0) + 1
     state.stamp = new_id()
-    state.changed_at = utcnow()
+    state.updated_at = utcnow()
     await session.flush()
     return state.version
 

@@ -75,14 +75,14 @@ async def load_folder(session: AsyncSession, commune_id: UUID, folder: Path) -> 
     commune = await session.get(Commune, commune_id)
     assert commune is not None
     languages = list(commune.languages)
-    done: list[str] = []
+    counts = {"streets": 0, "neighbourhoods": 0, "zones": 0}
     streets_file = folder / "streets.csv"
     if "streets.csv" in files:
         try:
             report = await actions.import_streets(session, commune_id, files["streets.csv"])
         except Invalid as error:
             raise Invalid(str(streets_file), error.reason) from None
-        done.append(f"territory: {len(report.created)} streets")
+        counts["streets"] = len(report.created)
     street_ids: dict[str, list[UUID]] = {}
     for street in await service.streets(session, commune_id=commune_id):
         for name in street.names.values():
@@ -111,7 +111,7 @@ async def load_folder(session: AsyncSession, commune_id: UUID, folder: Path) -> 
                 )
             except Invalid as error:
                 raise Invalid(where, error.message) from None
-        done.append(f"territory: {len(features)} neighbourhoods")
+        counts["neighbourhoods"] = len(features)
 
     zones_file = folder / "zones.geojson"
     if "zones.geojson" in files:
@@ -129,8 +129,11 @@ async def load_folder(session: AsyncSession, commune_id: UUID, folder: Path) -> 
                 )
             except Invalid as error:
                 raise Invalid(where, error.message) from None
-        done.append(f"territory: {len(features)} zones")
-    return done
+        counts["zones"] = len(features)
+    return [
+        f"territory: {counts['streets']} street(s), {counts['neighbourhoods']} neighbourhood(s), "
+        f"{counts['zones']} zone(s)"
+    ]
 
 
 async def load_territory(session: AsyncSession, slug: str, tenant_folder: Path) -> list[str]:

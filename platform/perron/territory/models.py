@@ -104,7 +104,7 @@ class TerritoryState(TenantOwned, Base):
     stamp: Mapped[UUID] = mapped_column(
         default=new_id, comment="new at every change: a rolled-back change never reuses a cache"
     )
-    changed_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, comment="when the territory last changed")
 
 
 class TerritoryChange(TenantModel, Base):

@@ -24,6 +24,7 @@ from sqlalchemy import func, select
 
 from perron.audit import Actor, ActorKind, acting_as
 from perron.db.engine import Database
+from perron.db.repository import ensure_owned
 from perron.errors import Invalid, NotFound
 from perron.i18n import gettext, lazy, pick
 from perron.sentinels import NOT_GIVEN
@@ -230,7 +231,12 @@ async def overview(request: SiteRequest) -> ASGIResponse:
     placement = None
     async with _database(request).session() as session:
         index = await service.index(session)
-        last = await session.scalar(select(TerritoryChange).order_by(TerritoryChange.version.desc()).limit(1))
+        last = await session.scalar(
+            select(TerritoryChange)
+            .where(TerritoryChange.tenant_id == site.id)
+            .order_by(TerritoryChange.version.desc())
+            .limit(1)
+        )
         if street_query or postcode_query:
             if not street_query:
                 errors["street"] = gettext("Write the street.")
@@ -370,10 +376,12 @@ async def streets_import(request: SiteRequest) -> ASGIResponse:
 
 async def _street_or_404(request: SiteRequest, street_id: UUID) -> Street:
     async with _database(request).session() as session:
-        street = await session.scalar(select(Street).where(Street.id == street_id))
+        street = await session.scalar(
+            select(Street).where(Street.tenant_id == _site(request).id, Street.id == street_id)
+        )
     if street is None:
         raise NotFoundException()
-    return street
+    return ensure_owned(street)
 
 
 async def _street_page(
@@ -518,10 +526,14 @@ async def _neighbourhood_page(
 
 async def _neighbourhood_or_404(request: SiteRequest, neighbourhood_id: UUID) -> Neighbourhood:
     async with _database(request).session() as session:
-        found = await session.scalar(select(Neighbourhood).where(Neighbourhood.id == neighbourhood_id))
+        found = await session.scalar(
+            select(Neighbourhood).where(
+                Neighbourhood.tenant_id == _site(request).id, Neighbourhood.id == neighbourhood_id
+            )
+        )
     if found is None:
         raise NotFoundException()
-    return found
+    return ensure_owned(found)
 
 
 @get(f"{BASE}/neighbourhoods/new", name="territory_neighbourhood_new", guards=GUARDS)
@@ -819,7 +831,7 @@ async def zones(request: SiteRequest) -> ASGIResponse:
     site = _site(request)
     language = request.scope["state"]["language"]
     async with _database(request).session() as session:
-        rows = list(await session.scalars(select(Zone).order_by(Zone.key)))
+        rows = list(await session.scalars(select(Zone).where(Zone.tenant_id == site.id).order_by(Zone.key)))
     return _page(
         request,
         "zones.html",
@@ -852,10 +864,12 @@ async def _zone_page(
 
 async def _zone_or_404(request: SiteRequest, zone_id: UUID) -> Zone:
     async with _database(request).session() as session:
-        found = await session.scalar(select(Zone).where(Zone.id == zone_id))
+        found = await session.scalar(
+            select(Zone).where(Zone.tenant_id == _site(request).id, Zone.id == zone_id)
+        )
     if found is None:
         raise NotFoundException()
-    return found
+    return ensure_owned(found)
 
 
 @get(f"{BASE}/zones/new", name="territory_zone_new", guards=GUARDS)
@@ -991,10 +1005,16 @@ async def history(request: SiteRequest) -> ASGIResponse:
     page_text = request.query_params.get("page", "1")
     page_number = int(page_text) if page_text.isdigit() and 0 < int(page_text) < 100_000 else 1
     async with _database(request).session() as session:
-        total = await session.scalar(select(func.count()).select_from(TerritoryChange)) or 0
+        total = (
+            await session.scalar(
+                select(func.count()).select_from(TerritoryChange).where(TerritoryChange.tenant_id == site.id)
+            )
+            or 0
+        )
         changes = list(
             await session.scalars(
                 select(TerritoryChange)
+                .where(TerritoryChange.tenant_id == site.id)
                 .order_by(TerritoryChange.version.desc())
                 .offset((page_number - 1) * HISTORY_PAGE)
                 .limit(HISTORY_PAGE)

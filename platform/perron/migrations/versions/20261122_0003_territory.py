@@ -80,7 +80,9 @@ def upgrade() -> None:
         "territory_streets",
         *_tenant("territory_streets"),
         sa.Column("id", advanced_alchemy.types.GUID(length=16), nullable=False),
-        sa.Column("names", advanced_alchemy.types.JsonB, nullable=False, comment="official name per language"),
+        sa.Column(
+            "names", advanced_alchemy.types.JsonB, nullable=False, comment="official name per language"
+        ),
         sa.Column("postcode", sa.String(length=4), nullable=False),
         sa.Column(
             "match_key",
@@ -95,9 +97,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("tenant_id", "id", name=op.f("pk_territory_streets")),
     )
     with op.batch_alter_table("territory_streets", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_territory_streets_key", ["tenant_id", "postcode", "match_key"], unique=True
-        )
+        batch_op.create_index("ix_territory_streets_key", ["tenant_id", "postcode", "match_key"], unique=True)
 
     op.create_table(
         "territory_versions",
@@ -109,7 +109,7 @@ def upgrade() -> None:
             nullable=False,
             comment="new at every change: a rolled-back change never reuses a cache",
         ),
-        sa.Column("changed_at", WHEN, nullable=False),
+        sa.Column("updated_at", WHEN, nullable=False, comment="when the territory last changed"),
         sa.PrimaryKeyConstraint("tenant_id", name=op.f("pk_territory_versions")),
     )
     op.create_table(
