@@ -27,7 +27,7 @@ from perron.identity.actions import create_account
 from perron.identity.models import AccountKind, Assurance
 from perron.identity.sessions import open_session
 from perron.modules.registry import registry
-from perron.tenancy.definitions import apply_definitions, load_definitions
+from perron.tenancy.definitions import apply_definitions, apply_modules, load_definitions
 from perron.tenancy.models import Commune
 from tests.conftest import CONSOLE_HOST, ROOT
 
@@ -71,6 +71,7 @@ async def demo_communes(database: Any, settings: Any) -> list[DemoCommune]:
                 commune = await session.scalar(select(Commune).where(Commune.slug == tenant.slug))
         with tenant_scope(commune.id):
             async with database.transaction() as session:
+                await apply_modules(session, commune.id, tenant)  # as `perron dev` does
                 account = await create_account(
                     session,
                     commune.id,

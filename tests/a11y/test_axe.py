@@ -14,6 +14,7 @@ page by page.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -97,11 +98,19 @@ def _same_site_page(url: str, origin: str) -> str | None:
     return parts.path + (f"?{parts.query}" if parts.query else "")
 
 
+_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
 def _page_key(path: str) -> str:
-    """Links that show the same page: the login page is the same whatever page comes next."""
+    """Links that show the same page: the login page is the same whatever page comes next,
+    and one street (news item, neighbourhood...) stands for the others: the same route with
+    another id is the same template filled with other data."""
     parts = urlsplit(path)
-    query = "&".join(pair for pair in parts.query.split("&") if pair and not pair.startswith("next="))
-    return parts.path + (f"?{query}" if query else "")
+    route = "/".join("{id}" if _ID.match(segment) else segment for segment in parts.path.split("/"))
+    query = "&".join(
+        pair for pair in parts.query.split("&") if pair and not pair.startswith(("next=", "before="))
+    )
+    return route + (f"?{query}" if query else "")
 
 
 async def _check_page(

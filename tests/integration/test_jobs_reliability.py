@@ -335,6 +335,9 @@ async def test_an_operator_discards_a_dead_letter(
     assert malformed.exit_code == 2
     assert "not a valid UUID" in malformed.output
     assert (await cli("jobs", "failed", "--commune", "nowhere")).exit_code == 1
+    lost = await cli("jobs", "status", str(uuid.uuid4()))
+    assert lost.exit_code == 1
+    assert "no job has the id" in lost.output
 
 
 async def test_a_job_refusing_its_input_is_not_retried(
@@ -711,6 +714,19 @@ def test_messages_a_broken_consumer_had_fetched_go_back_to_the_queue(redis_broke
     assert (
         redis_broker.client.scard(f"{redis_broker.namespace}:__acks__.{redis_broker.broker_id}.default") == 0
     )
+
+
+@pytest.mark.redis
+def test_messages_of_a_fetch_whose_answer_was_lost_go_back_to_the_queue(redis_broker: Any) -> None:
+    redis_broker.declare_queue("default")
+    sent = [redis_broker.enqueue(_message("default")).message_id for _ in range(3)]
+    consumer = redis_broker.consume("default", prefetch=1, timeout=50)
+    running = next(consumer)
+    assert running is not None
+    redis_broker.do_fetch("default", 2)  # Redis moved two more to this process; the answer never came
+
+    restarted = redis_broker.consume("default", prefetch=4, timeout=50)
+    assert sorted(_drain_consumer(restarted)) == sorted(set(sent) - {running.message_id})
 
 
 @pytest.mark.redis

@@ -26,6 +26,7 @@ from perron.db.scope import platform_scope
 from perron.jobs.status import JobRun, JobState
 from perron.tenancy.models import Branding, CommuneSettings, ModuleActivation
 from tests.conftest import POSTGRES, MakeCommune
+from tests.isolation.factories import MORE_FACTORIES
 
 
 async def _branding(session: AsyncSession, tenant_id: UUID) -> Base:
@@ -67,6 +68,7 @@ FACTORIES: dict[type[Base], Factory] = {
     CommuneSettings: _settings,
     AuditEntry: _audit,
     JobRun: _job_run,
+    **MORE_FACTORIES,
 }
 
 

@@ -9,105 +9,28 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from typing import Any
-from uuid import UUID
 
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from perron.db.base import Base
 from perron.db.scope import CrossTenantAccess, platform_scope, tenant_scope
 from perron.errors import Invalid, NotFound
-from perron.identity.models import Account
 from perron.jobs import OutboxMessage
-from perron.mail import EmailStatus, OutgoingEmail
+from perron.mail import OutgoingEmail
 from perron.notifications import (
     Audience,
     Channel,
     Delivery,
     DeliveryStatus,
-    EmailFrequency,
     Notification,
-    Preference,
     notify,
     service,
 )
 from perron.testing.harness import Harness, Person, Tenant
 from tests.integration.conftest_smtp import SMTPServer, run_jobs, smtp_mail, smtp_server
+from tests.isolation.factories import NOTIFICATION_FACTORIES
 
 __all__ = ["smtp_mail", "smtp_server"]  # fixtures used by the tests below
-
-
-# --- One row of each table per commune, for the folder's generic attacks -----------------------
-
-
-async def _account(session: AsyncSession, tenant_id: UUID) -> Account:
-    account = Account(tenant_id=tenant_id, display_name=f"Seed {str(tenant_id)[:8]}", roles=[])
-    session.add(account)
-    await session.flush()
-    return account
-
-
-async def _notification(session: AsyncSession, tenant_id: UUID) -> Base:
-    row = Notification(
-        tenant_id=tenant_id,
-        module="core",
-        kind="announcement",
-        title={"fr": f"Seed {str(tenant_id)[:8]}"},
-        body={"fr": "seed"},
-        audience={"kind": "commune"},
-        recipients=0,
-    )
-    session.add(row)
-    await session.flush()
-    return row
-
-
-async def _delivery(session: AsyncSession, tenant_id: UUID) -> Base:
-    account = await _account(session, tenant_id)
-    notification = await _notification(session, tenant_id)
-    row = Delivery(
-        tenant_id=tenant_id,
-        notification_id=notification.id,
-        account_id=account.id,
-        channel=Channel.INBOX,
-        status=DeliveryStatus.SENT,
-    )
-    session.add(row)
-    return row
-
-
-async def _preference(session: AsyncSession, tenant_id: UUID) -> Base:
-    account = await _account(session, tenant_id)
-    row = Preference(tenant_id=tenant_id, account_id=account.id, module="core", email=EmailFrequency.OFF)
-    session.add(row)
-    return row
-
-
-async def _email(session: AsyncSession, tenant_id: UUID) -> Base:
-    row = OutgoingEmail(
-        tenant_id=tenant_id,
-        category="seed",
-        to_address="seed@example.be",
-        from_name="Seed",
-        language="fr",
-        subject="Seed",
-        text_body="seed",
-        html_body="<p>seed</p>",
-        message_id=f"<{tenant_id}@perron.test>",
-        status=EmailStatus.QUEUED,
-        attempts=0,
-    )
-    session.add(row)
-    return row
-
-
-NOTIFICATION_FACTORIES: dict[type[Base], Any] = {
-    Notification: _notification,
-    Delivery: _delivery,
-    Preference: _preference,
-    OutgoingEmail: _email,
-}
 
 
 # --- Two communes with people -------------------------------------------------------------------

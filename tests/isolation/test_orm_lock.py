@@ -42,10 +42,10 @@ async def test_bulk_update_and_delete_miss_the_other_commune(
     seeded: Seeded, database: Database, model
 ) -> None:
     bravo_key = seeded.key(model, seeded.bravo)
+    # Set a column to its own value: a statement that would touch bravo's row if it ran.
     first_column = next(
-        column
-        for column in model.__table__.columns
-        if column.name == "updated_at" or column.name == "occurred_at"
+        (column for column in model.__table__.columns if not column.primary_key),
+        list(model.__table__.columns)[-1],
     )
     if model is AuditEntry and POSTGRES:
         # The audit log is append-only for the application's role: PostgreSQL refuses first.
@@ -56,7 +56,7 @@ async def test_bulk_update_and_delete_miss_the_other_commune(
         with tenant_scope(seeded.alpha):
             async with database.transaction() as session:
                 changed = await session.execute(
-                    update(model).filter_by(**bravo_key).values({first_column.key: func.now()})
+                    update(model).filter_by(**bravo_key).values({first_column.key: first_column})
                 )
                 removed = await session.execute(delete(model).filter_by(**bravo_key))
         assert changed.rowcount == 0

@@ -13,10 +13,8 @@ from uuid import UUID
 
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from perron.audit import SYSTEM, Actor, ActorKind, acting_as
-from perron.db.base import Base, new_id
 from perron.db.engine import Database
 from perron.db.scope import CrossTenantAccess, platform_scope, tenant_scope
 from perron.errors import Invalid, NotFound
@@ -27,92 +25,15 @@ from perron.tenancy.models import Commune
 from perron.territory import actions, service
 from perron.territory.models import (
     Neighbourhood,
-    NeighbourhoodStreet,
-    Street,
-    TerritoryChange,
-    TerritoryState,
-    Zone,
 )
 from tests.conftest import ClientFactory
 from tests.isolation.conftest import locks_available, only_lock
+from tests.isolation.factories import ALPHA_CENTRE, TERRITORY_FACTORIES, polygon
 
 # The same square of land for both communes' "centre" (their own polygons differ below).
-ALPHA_CENTRE = [[5.070, 50.665], [5.090, 50.665], [5.090, 50.678], [5.070, 50.678], [5.070, 50.665]]
 BRAVO_CENTRE = [[4.176, 50.470], [4.200, 50.470], [4.200, 50.488], [4.176, 50.488], [4.176, 50.470]]
 ALPHA_POINT = (5.0789, 50.6717)
 BRAVO_POINT = (4.1864, 50.4793)
-
-
-def polygon(ring: list[list[float]]) -> dict[str, Any]:
-    return {"type": "Polygon", "coordinates": [ring]}
-
-
-# --- Rows for the generic attacks of tests/isolation --------------------------------------
-
-
-async def _street(session: AsyncSession, tenant_id: UUID) -> Base:
-    key = f"rue {new_id().hex}"
-    row = Street(tenant_id=tenant_id, names={"fr": key}, postcode="4280", match_key=key)
-    session.add(row)
-    return row
-
-
-async def _neighbourhood(session: AsyncSession, tenant_id: UUID) -> Base:
-    row = Neighbourhood(
-        tenant_id=tenant_id, names={"fr": "Centre"}, geometry=polygon(ALPHA_CENTRE), replaced_by=[]
-    )
-    session.add(row)
-    return row
-
-
-async def _listing(session: AsyncSession, tenant_id: UUID) -> Base:
-    street = await _street(session, tenant_id)
-    neighbourhood = await _neighbourhood(session, tenant_id)
-    await session.flush()
-    row = NeighbourhoodStreet(tenant_id=tenant_id, neighbourhood_id=neighbourhood.id, street_id=street.id)  # type: ignore[attr-defined]
-    session.add(row)
-    return row
-
-
-async def _zone(session: AsyncSession, tenant_id: UUID) -> Base:
-    row = Zone(
-        tenant_id=tenant_id,
-        key=f"z{new_id().hex[:8]}",
-        names={"fr": "Centre"},
-        geometry=polygon(ALPHA_CENTRE),
-    )
-    session.add(row)
-    return row
-
-
-async def _state(session: AsyncSession, tenant_id: UUID) -> Base:
-    row = TerritoryState(tenant_id=tenant_id, version=1)
-    session.add(row)
-    return row
-
-
-async def _change(session: AsyncSession, tenant_id: UUID) -> Base:
-    row = TerritoryChange(
-        tenant_id=tenant_id,
-        version=1,
-        actor_label="seed",
-        action="zone.create",
-        kind="zones",
-        object_ids=[],
-        summary={},
-    )
-    session.add(row)
-    return row
-
-
-TERRITORY_FACTORIES = {
-    Street: _street,
-    Neighbourhood: _neighbourhood,
-    NeighbourhoodStreet: _listing,
-    Zone: _zone,
-    TerritoryState: _state,
-    TerritoryChange: _change,
-}
 
 
 # --- Two communes with the same names ----------------------------------------------------

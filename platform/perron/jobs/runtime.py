@@ -256,6 +256,10 @@ class Jobs:
         delivery: _Delivery,
         arguments: dict[str, Any],
     ) -> None:
+        if await self._finished(database, commune, delivery):
+            JOBS_RUN.labels(spec.name, "skipped").inc()
+            log.info("job.already_finished")
+            return
         problem = argument_problem(spec, arguments)
         if problem is not None:
             invalid = InvalidJobMessage(problem)
@@ -360,6 +364,15 @@ class Jobs:
                 .execution_options(synchronize_session=False)
             )
         await session.commit()
+
+    @staticmethod
+    async def _finished(database: Database, commune: UUID | None, delivery: _Delivery) -> bool:
+        """Whether the job's status says it finished already (this is a redelivery)."""
+        if delivery.job_id is None:
+            return False
+        async with database.session() as session:
+            run = await _get_run(session, commune, delivery.job_id)
+            return run is not None and JobState(run.status) in FINISHED
 
     @staticmethod
     async def _module_enabled(database: Database, module: str) -> bool:

@@ -144,6 +144,8 @@ def admin_navigation(registry: Registry, site: TenantSite, path: str, roles: fro
         for entry in manifest.admin_nav:
             url = f"/admin{manifest.path}{entry.path}"
             items.append(NavItem(gettext(entry.title), url, _current(url, path)))
+    if is_admin or "territory.editor" in roles:
+        items.append(NavItem(gettext("Territory"), "/admin/territory", _current("/admin/territory", path)))
     if is_admin:
         items.append(NavItem(gettext("Modules"), "/admin/modules", _current("/admin/modules", path)))
     return items
