@@ -80,6 +80,15 @@ class Project:
         return self.package / "locale"
 
     @property
+    def theme_dirs(self) -> list[Path]:
+        """The platform's catalog also translates the first-party themes (``themes/`` of the
+        source tree): their templates use the platform's strings and add their own."""
+        if not self.is_platform:
+            return []
+        themes = self.package.parent.parent / "themes"
+        return sorted(path for path in themes.iterdir() if path.is_dir()) if themes.is_dir() else []
+
+    @property
     def template(self) -> Path:
         return self.locale_dir / f"{self.domain}.pot"
 
@@ -147,17 +156,27 @@ def extract(project: Project) -> Catalog:
         nonlocal current
         current = filename
 
+    theme_map, theme_options = cast(
+        MethodMap,
+        parse_mapping_cfg(io.StringIO("[jinja2: templates/**.html]\nsilent = false\n")),  # type: ignore[no-untyped-call]
+    )
+    sources = [(project.package, "", method_map, options_map)] + [
+        (theme, f"themes/{theme.name}/", theme_map, theme_options) for theme in project.theme_dirs
+    ]
     try:
-        for filename, lineno, message, comments, context in extract_from_dir(
-            str(project.package),
-            method_map,
-            options_map,
-            keywords=KEYWORDS,
-            comment_tags=COMMENT_TAGS,
-            callback=note,
-            strip_comment_tags=False,
-        ):
-            catalog.add(message, None, [(filename, lineno)], auto_comments=comments, context=context)
+        for folder, prefix, folder_map, folder_options in sources:
+            for filename, lineno, message, comments, context in extract_from_dir(
+                str(folder),
+                folder_map,
+                folder_options,
+                keywords=KEYWORDS,
+                comment_tags=COMMENT_TAGS,
+                callback=note,
+                strip_comment_tags=False,
+            ):
+                catalog.add(
+                    message, None, [(prefix + filename, lineno)], auto_comments=comments, context=context
+                )
     except TemplateSyntaxError as error:
         raise CatalogError(
             f"{current}, line {error.lineno}: the template does not parse: {error.message}"

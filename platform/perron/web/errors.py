@@ -101,12 +101,15 @@ def error_handler(templates: Templates, template: str = "perron/error.html") -> 
         language = request.scope.get("state", {}).get("language") or current_language()
         site = request.scope.get("state", {}).get("site")
         context: dict[str, Any] = {"language": language}
-        if site is not None and "language" in request.scope.get("state", {}):
-            from perron.web.site import page_context  # the site app imports this module
+        try:  # the commune's page around the error: its menu, the person, its contact
+            if site is not None and "language" in request.scope.get("state", {}):
+                from perron.web.site import page_context  # the site app imports this module
 
-            context = page_context(request, {})
-        elif site is not None:
-            context = site_context(site, language)
+                context = page_context(request, {})
+            elif site is not None:
+                context = site_context(site, language)
+        except Exception:  # what failed may be what builds pages: show a plain one
+            log.exception("http.error_page_context_failed")
         context |= {"status": status, "title": title, "explanation": explanation, "request_id": request_id}
         body = templates.render(template, context, language)
         return Response(body, status_code=status, media_type=MediaType.HTML, headers=headers)
