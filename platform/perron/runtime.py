@@ -15,8 +15,8 @@ from typing import Any
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from perron import models as _models
 from perron import mail, signals
+from perron import models as _models
 from perron.cache import Invalidation, InvalidationService, hub
 from perron.config import Settings
 from perron.db.engine import Database

@@ -21,7 +21,10 @@ async def test_logout_ends_the_session_for_good(runtime, client_for, two_commune
     assert confirm.status_code == 200 and "Zoé Martin" in confirm.text
     response = await client.post("/logout", data={"_csrf_token": client.cookies.get("perron_csrf")})
     assert response.status_code == 303
-    assert 'perron_session=""' in response.headers["set-cookie"] or "perron_session=;" in response.headers["set-cookie"]
+    assert (
+        'perron_session=""' in response.headers["set-cookie"]
+        or "perron_session=;" in response.headers["set-cookie"]
+    )
     # The old token is worthless even if someone kept it.
     replay = client_for("alpha.test")
     replay.cookies.set(SESSION_COOKIE, token, domain="alpha.test")

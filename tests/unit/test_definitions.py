@@ -119,4 +119,6 @@ def test_intercommunales_file_is_checked(tmp_path: Path) -> None:
 def test_a_module_that_is_not_installed_is_named() -> None:
     with pytest.raises(DefinitionError) as caught:
         load_definitions(ROOT / "tenants", installed_modules=frozenset())
-    assert any("modules.news: no module of that name is installed" in problem for problem in caught.value.problems)
+    assert any(
+        "modules.news: no module of that name is installed" in problem for problem in caught.value.problems
+    )

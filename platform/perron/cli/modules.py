@@ -12,9 +12,9 @@ from sqlalchemy import select
 from perron.audit import acting_as, command_line_actor
 from perron.cli.common import fail, out, run_async, settings_from
 from perron.db.scope import platform_scope, tenant_scope
-from perron.runtime import command_runtime
 from perron.modules import activation
 from perron.modules.registry import registry
+from perron.runtime import command_runtime
 from perron.tenancy.models import Commune, ModuleActivation
 
 
@@ -54,7 +54,9 @@ async def list_(ctx: click.Context, as_json: bool) -> None:
         }
         for manifest in registry.ordered()
     ]
-    refused: list[dict[str, Any]] = [{"name": b.name, "source": b.source, "reason": b.reason} for b in registry.broken.values()]
+    refused: list[dict[str, Any]] = [
+        {"name": b.name, "source": b.source, "reason": b.reason} for b in registry.broken.values()
+    ]
     if as_json:
         out.print_json(json.dumps({"installed": installed, "refused": refused}))
         return

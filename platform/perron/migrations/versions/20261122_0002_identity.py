@@ -7,12 +7,11 @@ Created: 2026-11-22 05:03:37.599850
 
 from collections.abc import Sequence
 
+import advanced_alchemy.types
 import sqlalchemy as sa
 from alembic import op
 
-import advanced_alchemy.types
 import perron.db.migration_ops  # noqa: F401  (op.enable_tenant_isolation)
-
 
 revision: str = "0002_identity"
 down_revision: str | Sequence[str] | None = "0001"
