@@ -553,5 +553,5 @@ def _translated_schema(rules: TextRules) -> core_schema.CoreSchema:
 
 @cache
 def _adapter(rules: TextRules) -> TypeAdapter[TranslatedText]:
-    adapter: TypeAdapter[TranslatedText] = TypeAdapter(Annotated[TranslatedText, rules])  # type: ignore[arg-type]
+    adapter: TypeAdapter[TranslatedText] = TypeAdapter(Annotated[TranslatedText, rules])
     return adapter
