@@ -196,6 +196,9 @@ class PerronASGI:
         )
         set_language(language)
         scope["state"]["language"] = language
+        # Whether the visitor chose it (a link, their remembered choice): a logged-in
+        # person's account language only replaces a language guessed from the browser.
+        scope["state"]["language_chosen"] = language in (requested, cookie_value)
         if send is None or requested != language or cookie_value == language:
             return language, send
         # An explicit choice (?lang=nl, from the language links) is remembered for a year.

@@ -21,7 +21,7 @@ from litestar.handlers.base import BaseRouteHandler
 
 from perron.audit import Actor, ActorKind, acting_as
 from perron.errors import PerronError
-from perron.i18n import gettext, lazy
+from perron.i18n import gettext, lazy, set_language
 from perron.identity.models import Assurance
 from perron.identity.sessions import SESSION_COOKIE, CurrentUser, load_user
 
@@ -79,10 +79,20 @@ class SessionMiddleware:
                     user = await load_user(session, token)
             state["user"] = user
             if user is not None:
+                _prefer_account_language(state, user)
                 with acting_as(Actor(ActorKind.PERSON, user.display_name, user.account_id)):
                     await self.app(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+def _prefer_account_language(state: dict[str, Any], user: CurrentUser) -> None:
+    """The language a person set in their account, unless they chose another on this visit."""
+    site = state.get("site")
+    if state.get("language_chosen") or site is None or user.language not in site.languages:
+        return
+    state["language"] = user.language
+    set_language(user.language)
 
 
 def current_user(connection: ASGIConnection[Any, Any, Any, Any]) -> CurrentUser | None:
