@@ -12,16 +12,13 @@ job, and the jobs those queue, until all have finished.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
 
-from perron import mail, signals
-from perron.db.scope import platform_scope
-from perron.jobs.status import ACTIVE, JobRun, PlatformJobRun
+from perron import mail
+from perron.testing.harness import run_jobs
 from perron.testing.smtp import Received, SMTPServer, free_port, mail_settings
 
 __all__ = ["Received", "SMTPServer", "free_port", "mail_settings", "run_jobs", "smtp_mail", "smtp_server"]
@@ -44,28 +41,3 @@ def smtp_mail(smtp_server: SMTPServer, runtime: Any) -> Iterator[SMTPServer]:
         yield smtp_server
     finally:
         mail.restore(previous)
-
-
-async def run_jobs(runtime: Any, rounds: int = 50) -> None:
-    """Run queued jobs, and the jobs and signals they cause, until every job has finished.
-
-    "Finished" is read from the jobs' status records: each is written with its outbox row
-    and closed in the job's last transaction, so the answer does not depend on whether this
-    helper or the server's own relay handed a message to the broker."""
-    jobs = runtime.jobs
-    for _ in range(rounds):
-        await signals.dispatcher.drain()
-        await jobs.relay_once()
-        await asyncio.to_thread(jobs.join)
-        await signals.dispatcher.drain()
-        with platform_scope("test: are all jobs finished"):
-            async with runtime.database.session() as session:
-                active = [
-                    await session.scalar(
-                        select(func.count()).select_from(model).where(model.status.in_(ACTIVE))
-                    )
-                    for model in (JobRun, PlatformJobRun)
-                ]
-        if not any(active):
-            return
-    raise AssertionError(f"jobs were still running after {rounds} rounds")

@@ -17,6 +17,7 @@ from perron.sdk import (
     page,
     reading,
     requires,
+    territory,
     writing,
 )
 from perron_news import service
@@ -35,8 +36,6 @@ def _draft_from(form: Any, languages: tuple[str, ...]) -> service.Draft:
 
 
 async def _neighbourhoods(session: Any, language: str) -> list[tuple[str, str]]:
-    from perron.sdk import territory
-
     return [(str(n.id), n.name(language)) for n in await territory.neighbourhoods(session)]
 
 
@@ -144,8 +143,8 @@ async def admin_publish(request: Request[Any, Any, Any], article_id: FromPath[UU
             raise Invalid("neighbourhood", "unknown neighbourhood") from None
     async with writing(request) as session:
         article = await service.get(session, article_id)
-        known = {identifier for identifier, _ in await _neighbourhoods(session, "fr")}
-        if any(str(identifier) not in known for identifier in chosen):
+        known = {neighbourhood.id for neighbourhood in await territory.neighbourhoods(session)}
+        if any(identifier not in known for identifier in chosen):
             raise Invalid("neighbourhood", "unknown neighbourhood")
         await service.publish(session, article, announce=form.get("announce") == "on", neighbourhoods=chosen)
     return Redirect(f"/admin/news/{article_id}?saved=1", status_code=303)

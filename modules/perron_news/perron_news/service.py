@@ -13,6 +13,7 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from perron.sdk import (
+    Audience,
     CurrentUser,
     Invalid,
     JobContext,
@@ -22,6 +23,7 @@ from perron.sdk import (
     enqueue,
     gettext,
     job,
+    notify,
     refresh_public_pages,
     utcnow,
 )
@@ -247,8 +249,6 @@ async def all_for_staff(session: AsyncSession) -> list[Article]:
 async def announce_article(ctx: JobContext, article_id: str, neighbourhoods: list[str]) -> None:
     """Tell the residents about a published article, each in their language and by the
     channel they chose. Runs once per article; a second run finds it already announced."""
-    from perron.sdk import Audience, notify
-
     article = await ctx.session.scalar(select(Article).where(Article.id == UUID(article_id)))
     if article is None or article.status is not Status.PUBLISHED or article.announced_at is not None:
         return

@@ -16,7 +16,7 @@ from perron.modules.manifest import HookContext, ModuleManifest
 from perron.modules.registry import registry
 from perron.tenancy import actions
 from perron.tenancy.models import Commune, ModuleActivation
-from perron.tenancy.settings import read_layers, resolve
+from perron.tenancy.settings import merge, read_layers, resolve
 
 
 def installed(name: str) -> ModuleManifest:
@@ -102,5 +102,4 @@ async def settings_layers(
     installed(name)
     schema = registry.settings_schema(name)
     layers = await read_layers(session, commune_id, f"module:{name}")
-    effective = await resolve(session, commune_id, f"module:{name}", schema)
-    return schema, effective, layers.commune, layers.locked
+    return schema, merge(schema, layers, namespace=f"module:{name}"), layers.commune, layers.locked

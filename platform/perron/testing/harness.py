@@ -11,7 +11,7 @@ from typing import Any
 from uuid import UUID
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from perron import signals
@@ -20,7 +20,7 @@ from perron.db.scope import no_scope, platform_scope, tenant_scope
 from perron.identity import actions as identity
 from perron.identity.models import Account, AccountKind, Assurance
 from perron.identity.sessions import SESSION_COOKIE, open_session
-from perron.jobs.outbox import OutboxMessage
+from perron.jobs.status import ACTIVE, JobRun, PlatformJobRun
 from perron.modules import activation
 from perron.runtime import Runtime
 from perron.tenancy import actions
@@ -196,24 +196,35 @@ class Harness:
         await signals.dispatcher.drain()
 
     async def run_jobs(self, rounds: int = 50) -> None:
-        """Run every queued job, and the jobs and signals those cause, until nothing is left.
-
-        The server's own relay may take a message from the outbox at any moment; a row
-        disappears only once the broker holds its message, so an empty outbox once the
-        workers are idle means everything ran."""
-        jobs = self.runtime.jobs
-        for _ in range(rounds):
-            await self.settle()
-            await jobs.relay_once()
-            await asyncio.to_thread(jobs.join)
-            await self.settle()
-            with platform_scope("test: is the outbox empty"):
-                async with self.database.session() as session:
-                    if await session.scalar(select(OutboxMessage.id).limit(1)) is None:
-                        return
-        raise AssertionError(f"jobs were still being queued after {rounds} rounds")
+        """Run every queued job, and the jobs and signals those cause, until all finished."""
+        await run_jobs(self.runtime, rounds)
 
     async def close(self) -> None:
         for client in self._clients:
             await client.aclose()
         self._clients.clear()
+
+
+async def run_jobs(runtime: Runtime, rounds: int = 50) -> None:
+    """Run queued jobs, and the jobs and signals they cause, until every job has finished.
+
+    "Finished" is read from the jobs' status records: each is written with its outbox row
+    and closed in the job's last transaction, so the answer does not depend on whether this
+    helper or the server's own relay handed a message to the broker."""
+    jobs = runtime.jobs
+    for _ in range(rounds):
+        await signals.dispatcher.drain()
+        await jobs.relay_once()
+        await asyncio.to_thread(jobs.join)
+        await signals.dispatcher.drain()
+        with platform_scope("test: are all jobs finished"):
+            async with runtime.database.session() as session:
+                active = [
+                    await session.scalar(
+                        select(func.count()).select_from(model).where(model.status.in_(ACTIVE))
+                    )
+                    for model in (JobRun, PlatformJobRun)
+                ]
+        if not any(active):
+            return
+    raise AssertionError(f"jobs were still running after {rounds} rounds")

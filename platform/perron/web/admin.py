@@ -14,7 +14,7 @@ from perron.errors import Invalid, PerronError
 from perron.modules import activation
 from perron.modules.forms import build_form, parse_form
 from perron.modules.registry import registry
-from perron.web.auth import staff_guard
+from perron.web.auth import any_staff_guard, staff_guard
 
 SiteRequest = Request[Any, Any, Any]
 
@@ -29,13 +29,7 @@ def _page(request: SiteRequest, template: str, *, status_code: int = 200, **cont
     return page(request, template, status_code=status_code, **context)
 
 
-def _staff(connection: Any, handler: Any) -> None:
-    user = connection.scope.get("state", {}).get("user")
-    if user is None or not user.is_staff:
-        staff_guard("admin")(connection, handler)  # raises the right error (log in / forbidden)
-
-
-@get("/admin", name="admin_home", guards=[_staff])
+@get("/admin", name="admin_home", guards=[any_staff_guard])
 async def admin_home(request: SiteRequest) -> Response[bytes]:
     return _page(request, "perron/admin/index.html")
 

@@ -123,6 +123,12 @@ def check_action(
         )
 
 
+def any_staff_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Litestar guard: any staff member of this commune, whatever their roles."""
+    if not require_user(connection, Assurance.LOW).is_staff:
+        raise Forbidden(gettext("This page is for the commune's staff."))
+
+
 def staff_guard(role: str) -> Any:
     """Litestar guard: a staff member of this commune holding ``role`` (``admin`` holds all)."""
 

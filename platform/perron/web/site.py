@@ -6,6 +6,7 @@ and ``request.state.site`` / ``request.state.language`` set.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,14 @@ from perron.config import Settings
 from perron.db.scope import IsolationError
 from perron.errors import PerronError
 from perron.modules.registry import registry
-from perron.modules.web import admin_navigation, module_routers, navigation, render_widgets, services
+from perron.modules.web import (
+    RenderedWidget,
+    admin_navigation,
+    module_routers,
+    navigation,
+    render_widgets,
+    services,
+)
 from perron.notifications.web import ROUTES as NOTIFICATION_ROUTES
 from perron.tenancy.site import TenantSite
 from perron.territory import web as territory_web
@@ -72,9 +80,10 @@ def page_context(request: SiteRequest, context: dict[str, Any]) -> dict[str, Any
 async def home(request: SiteRequest) -> ASGIResponse:
     site = current_site(request)
     language = request.scope["state"]["language"]
-    runtime = request.app.state.runtime
-    async with runtime.database.session() as session:
-        widgets = await render_widgets(registry, site, language, session, request.app.state.templates)
+    widgets: Sequence[RenderedWidget] = ()
+    if any(manifest.widgets for manifest in registry.ordered(site.enabled_modules)):
+        async with request.app.state.runtime.database.session() as session:
+            widgets = await render_widgets(registry, site, language, session, request.app.state.templates)
     return page(request, "perron/home.html", services=services(registry, site, language), widgets=widgets)
 
 
