@@ -54,6 +54,7 @@ def base_settings(data_dir: Path, **overrides: Any) -> Settings:
         "tenants_dir": ROOT / "tenants",
         "themes_dir": ROOT / "themes",
         "log_format": "json",
+        "login_enabled": False,
     }
     if POSTGRES:
         values["database_url"] = os.environ["PERRON_TEST_DATABASE_URL"]
@@ -70,6 +71,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "PERRON_TENANTS_DIR": str(settings.tenants_dir),
         "PERRON_THEMES_DIR": str(settings.themes_dir),
         "PERRON_DATABASE_URL": settings.database.render_as_string(hide_password=False),
+        "PERRON_LOGIN_ENABLED": "true" if settings.login_enabled else "false",
+        "PERRON_KEYCLOAK_URL": settings.keycloak_url,
     }
     if settings.database_owner_url:
         env["PERRON_DATABASE_OWNER_URL"] = settings.database_owner.render_as_string(hide_password=False)

@@ -17,8 +17,15 @@ echo "== lint (ruff) and types (mypy)"
 echo "== services"
 infra/postgres/pg.sh start
 infra/redis/redis.sh start
+infra/keycloak/keycloak.sh start
 PG_PORT=${PERRON_PG_PORT:-55432}
 REDIS_PORT=${PERRON_REDIS_PORT:-56379}
+# The login tests run against this real Keycloak, once (in the SQLite pass); they fail
+# rather than skip when it cannot be reached.
+export PERRON_TEST_KEYCLOAK_URL="http://127.0.0.1:${PERRON_KEYCLOAK_PORT:-58080}"
+PERRON_TEST_KEYCLOAK_ADMIN_PASSWORD=$(cat "${PERRON_KEYCLOAK_HOME:-$ROOT/.perron/keycloak}/admin-password")
+export PERRON_TEST_KEYCLOAK_ADMIN_PASSWORD
+export PERRON_TEST_KEYCLOAK_REQUIRED=1
 
 # Each module under modules/ is its own distribution with its own tests, run the way its
 # authors run them: from its folder, with the perron.testing pytest plugin.
@@ -43,7 +50,7 @@ PERRON_TEST_BACKEND=postgres \
 PERRON_TEST_DATABASE_URL="postgresql://perron_app:perron_app@127.0.0.1:$PG_PORT/perron_test" \
 PERRON_TEST_DATABASE_OWNER_URL="postgresql://perron_owner:perron_owner@127.0.0.1:$PG_PORT/perron_test" \
 PERRON_TEST_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/2" \
-  .venv/bin/pytest "$@"
+  .venv/bin/pytest -m "not keycloak" "$@"
 echo "== module tests on PostgreSQL"
 (
   export PERRON_TEST_DATABASE_URL="postgresql://perron_app:perron_app@127.0.0.1:$PG_PORT/perron_test"

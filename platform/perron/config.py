@@ -108,6 +108,32 @@ class Settings(BaseSettings):
     mail_retry_seconds: float = Field(default=60.0, gt=0, le=86_400)
     """Wait before the first new attempt after a temporary SMTP failure; doubles each time."""
 
+    login_enabled: bool = True
+    """Citizens and staff log in through Keycloak. Off only where nobody logs in (most tests);
+    the login page then says so instead of failing."""
+
+    keycloak_url: str = "http://127.0.0.1:58080"
+    """Keycloak's base URL, as both browsers and this server reach it."""
+
+    keycloak_admin_username: str = "admin"
+    keycloak_admin_password: SecretStr | None = None
+    """Admin of Keycloak's ``master`` realm; default: the password the development launcher
+    generated in ``<data_dir>/keycloak/admin-password``."""
+
+    keycloak_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+
+    backchannel_base_url: str | None = None
+    """Where Keycloak reaches this deployment to end sessions (back-channel logout), e.g.
+    ``http://10.0.0.5:8000``; default ``http://127.0.0.1:<public_port or 8000>``."""
+
+    itsme_sandbox: bool | None = None
+    """Provision the ``itsme-sandbox`` realm and broker itsme to it (never in production);
+    default: on outside production."""
+
+    nrn_hmac_key: SecretStr | None = None
+    """Key of the HMAC that stands for a national register number (one person, one account);
+    default: derived from the secret key. Changing it makes every person look new."""
+
     @field_validator("trusted_proxies", mode="before")
     @classmethod
     def _split_proxies(cls, value: object) -> object:
@@ -169,6 +195,16 @@ class Settings(BaseSettings):
             )
         return self
 
+    @field_validator("keycloak_url", "backchannel_base_url")
+    @classmethod
+    def _check_http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        text = value.strip().rstrip("/")
+        if not text.startswith(("http://", "https://")) or " " in text:
+            raise ValueError("must be an http:// or https:// URL")
+        return text
+
     @model_validator(mode="after")
     def _production_needs_secrets(self) -> Settings:
         if self.env == "production":
@@ -178,9 +214,30 @@ class Settings(BaseSettings):
                 raise ValueError("PERRON_SECRET_KEY must be at least 32 characters long")
             if self.debug:
                 raise ValueError("PERRON_DEBUG cannot be on in production")
+            if self.itsme_sandbox:
+                raise ValueError("PERRON_ITSME_SANDBOX cannot be on in production")
         return self
 
     # Derived values ------------------------------------------------------------------
+
+    @property
+    def uses_itsme_sandbox(self) -> bool:
+        return self.env != "production" if self.itsme_sandbox is None else self.itsme_sandbox
+
+    def keycloak_admin_secret(self) -> str:
+        """The Keycloak admin password: configured, or the development launcher's."""
+        if self.keycloak_admin_password is not None:
+            return self.keycloak_admin_password.get_secret_value()
+        path = self.data_dir / "keycloak" / "admin-password"
+        if not path.exists():
+            raise ConfigurationError(
+                f"PERRON_KEYCLOAK_ADMIN_PASSWORD is not set and {path} does not exist: "
+                "start Keycloak with infra/keycloak/keycloak.sh start, or set the variable"
+            )
+        return path.read_text().strip()
+
+    def backchannel_base(self) -> str:
+        return (self.backchannel_base_url or f"http://127.0.0.1:{self.public_port or 8000}").rstrip("/")
 
     @cached_property
     def database(self) -> URL:

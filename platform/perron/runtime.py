@@ -22,6 +22,10 @@ from perron.config import Settings
 from perron.db.engine import Database
 from perron.db.migrate import missing_heads, sync_url
 from perron.errors import PerronError
+from perron.identity import jobs as identity_jobs
+from perron.identity import personal_data as _personal_data  # noqa: F401  (its jobs)
+from perron.identity import roles as _roles  # noqa: F401  (its jobs)
+from perron.identity.oidc import Providers
 from perron.jobs.runtime import Jobs
 from perron.logging import get_logger
 from perron.modules.registry import registry
@@ -48,6 +52,7 @@ class Runtime:
         self.invalidations = InvalidationService(self.database, settings.redis_url)
         self.jobs = Jobs(settings, self.database, run_worker=run_worker)
         self.templates = Templates(theme_template_dirs(settings.themes_dir))
+        self.identity = Providers(settings)
         self._unsubscribe: Any = None
         self._mail_before: Any = None
         self.started = False
@@ -61,6 +66,7 @@ class Runtime:
         await self.jobs.start()
         signals.dispatcher.bind(self.database)
         self._mail_before = mail.configure(self.settings, self.templates)
+        identity_jobs.configure(self.settings)
         self.started = True
         log.info(
             "runtime.started",
@@ -76,6 +82,7 @@ class Runtime:
         signals.dispatcher.unbind(self.database)
         if self.started:
             mail.restore(self._mail_before)
+            identity_jobs.unconfigure(self.settings)
         await self.jobs.stop()
         await self.invalidations.stop()
         await self.database.dispose()

@@ -12,7 +12,7 @@ from perron_news.models import Article
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from perron.db.base import Base, new_id, utcnow
-from perron.identity.models import Account, WebSession
+from perron.identity.models import Account, LoginAttempt, ResidencyCode, WebSession
 from perron.mail import EmailStatus, OutgoingEmail
 from perron.notifications import Channel, Delivery, DeliveryStatus, EmailFrequency, Notification, Preference
 from perron.territory.models import (
@@ -113,6 +113,37 @@ async def _web_session(session: AsyncSession, tenant_id: UUID) -> Base:
     return row
 
 
+async def _login_attempt(session: AsyncSession, tenant_id: UUID) -> Base:
+    row = LoginAttempt(
+        tenant_id=tenant_id,
+        id=new_id().hex * 2,
+        browser_key="b" * 64,
+        realm="citizens",
+        nonce="n" * 32,
+        code_verifier="v" * 64,
+        level=1,
+        next_path="/",
+        expires_at=utcnow() + dt.timedelta(minutes=10),
+    )
+    session.add(row)
+    return row
+
+
+async def _residency_code(session: AsyncSession, tenant_id: UUID) -> Base:
+    account = await _account(session, tenant_id)
+    row = ResidencyCode(
+        tenant_id=tenant_id,
+        account_id=account.id,
+        code_hash=new_id().hex * 2,
+        street="Rue de la Station",
+        postcode="4280",
+        created_by="Agent",
+        expires_at=utcnow() + dt.timedelta(days=30),
+    )
+    session.add(row)
+    return row
+
+
 async def _street(session: AsyncSession, tenant_id: UUID) -> Base:
     key = f"rue {new_id().hex}"
     row = Street(tenant_id=tenant_id, names={"fr": key}, postcode="4280", match_key=key)
@@ -187,6 +218,8 @@ async def _article(session: AsyncSession, tenant_id: UUID) -> Base:
 MORE_FACTORIES: dict[type[Base], Any] = {
     Account: _account,
     WebSession: _web_session,
+    LoginAttempt: _login_attempt,
+    ResidencyCode: _residency_code,
     **NOTIFICATION_FACTORIES,
     **TERRITORY_FACTORIES,
     Article: _article,

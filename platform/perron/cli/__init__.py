@@ -19,6 +19,7 @@ from perron.cli import (
     i18n,
     intercommunales,
     jobs,
+    keycloak,
     modules,
     notifications,
     serve,
@@ -68,5 +69,6 @@ main.add_command(modules.modules)
 main.add_command(jobs.jobs)
 main.add_command(notifications.notifications)
 main.add_command(territory.territory)
+main.add_command(keycloak.keycloak)
 
 __all__ = ["main"]

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
+import subprocess
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
 import uvicorn
@@ -83,6 +87,15 @@ def dev(ctx: click.Context, host: str, port: int, reload: bool) -> None:
     print_reports(reports)
     sites = asyncio.run(_open_sites(settings))
     shown_port = settings.public_port or port
+    if settings.login_enabled:
+        # The sites' login clients carry this port in their redirect URIs; the server
+        # process (started below from the environment) must see it too.
+        os.environ["PERRON_PUBLIC_PORT"] = str(shown_port)
+        settings = settings.model_copy(update={"public_port": shown_port})
+        start_keycloak(settings)
+        asyncio.run(_provision_keycloak(settings))
+    else:
+        out.print("Login is switched off (PERRON_LOGIN_ENABLED=false): nobody can log in.")
     suffix = "" if shown_port in (80, 443) else f":{shown_port}"
     out.print("\nThe communes answer at:")
     for name, primary in sites:
@@ -90,6 +103,46 @@ def dev(ctx: click.Context, host: str, port: int, reload: bool) -> None:
     out.print(f"  {'Platform console':<24} http://{settings.console_host}{suffix}/")
     out.print("Stop with Ctrl+C.\n")
     _serve(settings, host, port, 1, reload)
+
+
+def start_keycloak(settings: Settings) -> None:
+    """Start (or find running) the development Keycloak with ``infra/keycloak/keycloak.sh``."""
+    launcher = Path("infra/keycloak/keycloak.sh")
+    if not launcher.exists():
+        fail(
+            f"{launcher} is missing: run `perron dev` from the repository's folder, point "
+            "PERRON_KEYCLOAK_URL at a running Keycloak with PERRON_KEYCLOAK_ADMIN_PASSWORD, or set "
+            "PERRON_LOGIN_ENABLED=false to run without login"
+        )
+    out.print("Keycloak (login): starting or reusing the development server …")
+    environment = os.environ | {"PERRON_KEYCLOAK_HOME": str((settings.data_dir / "keycloak").resolve())}
+    port = urlsplit(settings.keycloak_url).port
+    if port:
+        environment["PERRON_KEYCLOAK_PORT"] = str(port)
+    result = subprocess.run(["bash", str(launcher), "start"], env=environment, check=False)  # noqa: S603,S607
+    if result.returncode != 0:
+        fail(
+            "Keycloak could not be started (see the message above). Install what it names and "
+            "run `make run` again, or set PERRON_LOGIN_ENABLED=false to run without login."
+        )
+
+
+async def _provision_keycloak(settings: Settings) -> None:
+    from perron.cli.keycloak import commune_logins
+    from perron.identity import keycloak as kc
+
+    try:
+        await kc.provision_realms(settings)
+        for login in await commune_logins(settings):
+            await kc.sync_commune_clients(settings, login, port=settings.public_port)
+        await kc.ensure_console_client(settings, settings.console_host, settings.public_port)
+    except kc.KeycloakUnavailable as error:
+        fail(f"Keycloak is not answering: {error}")
+    out.print(f"  Keycloak: realms and commune clients ready at {settings.keycloak_url}")
+    if settings.uses_itsme_sandbox:
+        out.print("  itsme sandbox citizens (user name / password; level 2 asks a TOTP code):")
+        for person in kc.sandbox_citizens():
+            out.print(f"    {person.get('username')} / {person.get('password')}  {person.get('_note', '')}")
 
 
 async def _open_sites(settings: Settings) -> list[tuple[str, str]]:

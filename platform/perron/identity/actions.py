@@ -59,6 +59,7 @@ async def create_account(
     house_number: str | None = None,
     postcode: str | None = None,
     resident: bool = False,
+    residency_method: str = "town_hall",
 ) -> Account:
     """Register a person in a commune (at login, or by staff for someone who uses paper)."""
     ensure_tenant(commune_id)
@@ -93,6 +94,7 @@ async def create_account(
         house_number=_clean(house_number, "house_number", 20),
         postcode=_check_postcode(postcode),
         residency_verified_at=utcnow() if resident else None,
+        residency_method=residency_method if resident else None,
     )
     session.add(account)
     await session.flush()
@@ -142,12 +144,19 @@ async def change_address(
     return True
 
 
+RESIDENCY_METHODS = ("itsme", "code", "town_hall")
+
+
 async def verify_residency(session: AsyncSession, account: Account, *, how: str) -> bool:
-    """Record that a person lives in the commune (itsme address, paper code, town hall)."""
+    """Record that a person lives in the commune, and how: ``itsme`` (the address itsme gave),
+    ``code`` (the paper code sent by post), ``town_hall`` (staff saw an identity document)."""
     ensure_tenant(account.tenant_id)
+    if how not in RESIDENCY_METHODS:
+        raise ValueError(f"unknown way of verifying residency: {how!r}")
     if account.residency_verified_at is not None:
         return False
     account.residency_verified_at = utcnow()
+    account.residency_method = how
     audit.record(
         session,
         tenant_id=account.tenant_id,

@@ -48,7 +48,7 @@ class CurrentUser:
         return self.kind is AccountKind.STAFF
 
     def has_role(self, role: str) -> bool:
-        return self.is_staff and ("admin" in self.roles or role in self.roles)
+        return role in self.roles or (self.is_staff and "admin" in self.roles)
 
 
 async def open_session(
@@ -57,8 +57,14 @@ async def open_session(
     assurance: Assurance,
     *,
     lifetime: dt.timedelta = SESSION_LIFETIME,
+    realm: str | None = None,
+    oidc_sid: str | None = None,
+    id_token: str | None = None,
+    auth_time: dt.datetime | None = None,
 ) -> str:
-    """Start a login for ``account``; returns the token to put in the cookie."""
+    """Start a login for ``account``; returns the token to put in the cookie. A login through
+    Keycloak also keeps its realm, Keycloak's session id (for back-channel logout) and the ID
+    token (for logging out at Keycloak), server-side only."""
     ensure_tenant(account.tenant_id)
     token = secrets.token_urlsafe(32)
     now = utcnow()
@@ -68,9 +74,12 @@ async def open_session(
             id=token_key(token),
             account_id=account.id,
             assurance=int(assurance),
-            auth_time=now,
+            auth_time=auth_time or now,
             created_at=now,
             expires_at=now + lifetime,
+            realm=realm,
+            oidc_sid=oidc_sid,
+            id_token=id_token,
         )
     )
     account.last_login_at = now

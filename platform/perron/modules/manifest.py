@@ -129,6 +129,9 @@ class ModuleManifest:
     """Demo content for a new commune (``perron tenants seed`` and the demo communes)."""
     on_enable: Callable[[HookContext], Awaitable[None]] | None = None
     on_disable: Callable[[HookContext], Awaitable[None]] | None = None
+    personal_data: Callable[[HookContext, UUID], Awaitable[Mapping[str, Any]]] | None = None
+    """What the module holds about one person (their account id), as JSON values, for the
+    person's data download; the same data ``account_deleted`` receivers erase."""
 
     def title(self, language: str) -> str:
         return (

@@ -146,6 +146,10 @@ def admin_navigation(registry: Registry, site: TenantSite, path: str, roles: fro
             items.append(NavItem(gettext(entry.title), url, _current(url, path)))
     if is_admin or "territory.editor" in roles:
         items.append(NavItem(gettext("Territory"), "/admin/territory", _current("/admin/territory", path)))
+    if is_admin or "staff" in roles:
+        items.append(NavItem(gettext("Residents"), "/admin/residents", _current("/admin/residents", path)))
+    if is_admin:
+        items.append(NavItem(gettext("Staff"), "/admin/staff", _current("/admin/staff", path)))
     if is_admin:
         items.append(NavItem(gettext("Modules"), "/admin/modules", _current("/admin/modules", path)))
     return items

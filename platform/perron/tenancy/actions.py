@@ -24,6 +24,7 @@ from perron.cache import invalidate
 from perron.db.repository import ensure_tenant
 from perron.db.scope import tenant_scope
 from perron.errors import Conflict, Invalid, NotFound
+from perron.identity.jobs import commune_login_changed
 from perron.media import MediaStore
 from perron.sentinels import NOT_GIVEN, NotGiven
 from perron.tenancy.branding import (
@@ -209,6 +210,7 @@ async def create_commune(
         ),
     )
     invalidate(session, commune.id, hosts=True)
+    commune_login_changed(session, commune.id)
     await session.flush()
     return commune
 
@@ -260,6 +262,7 @@ async def update_commune(
         changes=changes,
     )
     invalidate(session, commune.id)
+    commune_login_changed(session, commune.id)
     return True
 
 
@@ -299,6 +302,7 @@ async def set_status(
         changes=changes,
     )
     invalidate(session, commune.id)
+    commune_login_changed(session, commune.id)
     return True
 
 
@@ -364,6 +368,7 @@ async def add_domain(
         changes={"host": [None, host], "is_primary": [None, domain.is_primary]},
     )
     invalidate(session, commune.id, hosts=True)
+    commune_login_changed(session, commune.id)
     await session.flush()
     return domain
 
@@ -391,6 +396,7 @@ async def set_primary_domain(session: AsyncSession, commune: Commune, host: str)
         changes={"primary": [previous, host]},
     )
     invalidate(session, commune.id, hosts=True)
+    commune_login_changed(session, commune.id)
     await session.flush()
     return True
 
@@ -414,6 +420,7 @@ async def remove_domain(session: AsyncSession, commune: Commune, host: str) -> N
         changes={"host": [host, None]},
     )
     invalidate(session, commune.id, hosts=True)
+    commune_login_changed(session, commune.id)
     await session.flush()
 
 
@@ -495,6 +502,7 @@ async def update_branding(
         changes=changes,
     )
     invalidate(session, commune_id)
+    commune_login_changed(session, commune_id)
     return True
 
 
@@ -544,6 +552,7 @@ async def set_logo(
         changes=changes,
     )
     invalidate(session, commune_id)
+    commune_login_changed(session, commune_id)
     return True
 
 
@@ -567,6 +576,7 @@ async def remove_logo(session: AsyncSession, commune_id: UUID, *, media: MediaSt
         changes=audit.diff(before, _logo_state(branding)),
     )
     invalidate(session, commune_id)
+    commune_login_changed(session, commune_id)
     return True
 
 

@@ -32,6 +32,7 @@ def _settings(data_dir: Any) -> Settings:
         "console_host": "console.test",
         "log_format": "json",
         "log_level": "WARNING",
+        "login_enabled": False,
     }
     if os.environ.get("PERRON_TEST_DATABASE_URL"):
         values["database_url"] = os.environ["PERRON_TEST_DATABASE_URL"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from perron.config import Settings, load_settings
 from perron.logging import configure_logging
@@ -17,7 +18,9 @@ def build(settings: Settings, *, run_worker: bool | None = None) -> tuple[Any, R
     runtime = Runtime(settings, run_worker=run_worker)
     site_app = create_site_app(settings, runtime.templates, runtime)
     console_app = create_console_app(settings, runtime.templates, runtime)
-    return RequestMiddleware(PerronASGI(runtime, site_app, console_app)), runtime
+    login_origin = urlsplit(settings.keycloak_url)
+    form_targets = (f"{login_origin.scheme}://{login_origin.netloc}",) if settings.login_enabled else ()
+    return RequestMiddleware(PerronASGI(runtime, site_app, console_app), form_targets=form_targets), runtime
 
 
 def create_app() -> Any:

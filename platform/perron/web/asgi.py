@@ -23,6 +23,7 @@ import structlog
 
 from perron.db.scope import tenant_scope
 from perron.i18n import LANGUAGE_COOKIE, negotiate, set_language
+from perron.identity import backchannel
 from perron.logging import get_logger
 from perron.runtime import Runtime
 from perron.tenancy.hosts import InvalidHost, split_host_header
@@ -116,6 +117,9 @@ class PerronASGI:
             return
         if path == "/readyz":
             await self._readiness(send)
+            return
+        if path == backchannel.PATH:
+            await self._backchannel_logout(scope, receive, send)
             return
         try:
             address = split_host_header(_header(scope, b"host"))
@@ -211,6 +215,22 @@ class PerronASGI:
             await send(message)
 
         return language, send_with_cookie
+
+    async def _backchannel_logout(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["method"] != "POST":
+            await plain(send, 405, "Use POST.\n", [(b"allow", b"POST")])
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if len(body) > backchannel.MAX_BODY:
+                await plain(send, 413, "Too large.\n")
+                return
+            if not message.get("more_body"):
+                break
+        status, answer = await backchannel.handle(self.runtime, body)
+        await _respond(send, status, b"application/json", json.dumps(answer) + "\n")
 
     async def _readiness(self, send: Any) -> None:
         checks = await self.runtime.readiness()

@@ -43,7 +43,10 @@ class LoginRequired(PerronError):
             gettext("Please log in with %(method)s to continue.") % {"method": gettext(LEVEL_NAMES[level])}
         )
         self.level = level
-        self.login_url = "/login?" + urlencode({"level": int(level), "next": next_path})
+        if next_path == "/admin" or next_path.startswith("/admin/"):
+            self.login_url = "/login/staff?" + urlencode({"next": next_path})
+        else:
+            self.login_url = "/login?" + urlencode({"level": int(level), "next": next_path})
 
 
 class Forbidden(PerronError):
@@ -134,7 +137,7 @@ def staff_guard(role: str) -> Any:
 
     def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
         user = require_user(connection, Assurance.LOW)
-        if not user.has_role(role):
+        if not (user.is_staff and user.has_role(role)):
             raise Forbidden(gettext("This page is for the commune's staff."))
 
     guard.__name__ = f"staff_{role}"

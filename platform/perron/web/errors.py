@@ -11,6 +11,7 @@ from typing import Any
 
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, NotAuthorizedException, PermissionDeniedException
+from litestar.response import Redirect
 from sqlalchemy.exc import DBAPIError
 
 from perron.db.scope import IsolationError
@@ -84,6 +85,15 @@ def _wants_json(request: Request[Any, Any, Any]) -> bool:
 
 def error_handler(templates: Templates, template: str = "perron/error.html") -> Any:
     def handle(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+        login_url = getattr(exc, "login_url", None)
+        if (
+            login_url
+            and request.method in ("GET", "HEAD")
+            and request.app.state.runtime.settings.login_enabled
+            and not _wants_json(request)
+        ):
+            # Not an error for the person: a (stronger) login, then back to this page.
+            return Redirect(login_url, status_code=303, headers={"cache-control": "no-store"})
         status, message = _status_and_message(exc)
         title = gettext(TITLES.get(status, TITLES[500] if status >= 500 else TITLES[400]))
         explanation = message or gettext(EXPLANATIONS.get(status, EXPLANATIONS[500] if status >= 500 else ""))

@@ -47,25 +47,43 @@ def _latency(site: str) -> Any:
     return LATENCY.labels(site)
 
 
-CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
-    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
-)
-_BASE_HEADERS: list[tuple[bytes, bytes]] = [
-    (b"content-security-policy", CSP.encode()),
-    (b"x-content-type-options", b"nosniff"),
-    (b"x-frame-options", b"DENY"),
-    (b"referrer-policy", b"strict-origin-when-cross-origin"),
-    (b"permissions-policy", b"camera=(), microphone=(), payment=(), geolocation=(self)"),
-    (b"cross-origin-opener-policy", b"same-origin"),
-]
+def content_security_policy(form_targets: tuple[str, ...] = ()) -> str:
+    """The pages' policy. Forms post to the site itself, and to the origins in
+    ``form_targets``: logging out posts here and is redirected to Keycloak, and browsers
+    apply ``form-action`` to a form's redirects too."""
+    targets = " ".join(("'self'", *form_targets))
+    return (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
+        f"connect-src 'self'; object-src 'none'; base-uri 'none'; form-action {targets}; "
+        "frame-ancestors 'none'"
+    )
+
+
+CSP = content_security_policy()
+
+
+def _base_headers(csp: str) -> list[tuple[bytes, bytes]]:
+    return [
+        (b"content-security-policy", csp.encode()),
+        (b"x-content-type-options", b"nosniff"),
+        (b"x-frame-options", b"DENY"),
+        (b"referrer-policy", b"strict-origin-when-cross-origin"),
+        (b"permissions-policy", b"camera=(), microphone=(), payment=(), geolocation=(self)"),
+        (b"cross-origin-opener-policy", b"same-origin"),
+    ]
+
+
+_BASE_HEADERS = _base_headers(CSP)
 _HSTS = (b"strict-transport-security", b"max-age=31536000")
 _KNOWN = {name for name, _ in _BASE_HEADERS} | {_HSTS[0]}
 
 
 class RequestMiddleware:
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, *, form_targets: tuple[str, ...] = ()) -> None:
         self.app = app
+        self.base_headers = (
+            _base_headers(content_security_policy(form_targets)) if form_targets else _BASE_HEADERS
+        )
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -90,7 +108,7 @@ class RequestMiddleware:
                 status = message["status"]
                 headers = list(message.get("headers", []))
                 present = {name.lower() for name, _ in headers} & _KNOWN
-                headers.extend(header for header in _BASE_HEADERS if header[0] not in present)
+                headers.extend(header for header in self.base_headers if header[0] not in present)
                 if https and _HSTS[0] not in present:
                     headers.append(_HSTS)
                 headers.append((b"x-request-id", request_id.encode()))

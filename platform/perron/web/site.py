@@ -35,7 +35,7 @@ from perron.modules.web import (
 from perron.notifications.web import ROUTES as NOTIFICATION_ROUTES
 from perron.tenancy.site import TenantSite
 from perron.territory import web as territory_web
-from perron.web import account, admin
+from perron.web import account, admin, login, staff_admin
 from perron.web.auth import SessionMiddleware
 from perron.web.brand_assets import ROUTES as BRAND_ROUTES
 from perron.web.errors import error_handler
@@ -67,9 +67,7 @@ def page_context(request: SiteRequest, context: dict[str, Any]) -> dict[str, Any
         "user": user,
         "contact": site.contact,
         "nav": navigation(registry, site, path),
-        # Citizens' login (Keycloak, itsme) arrives with the identity work; until a login
-        # page exists, no page links to one.
-        "login_url": None,
+        "login_url": "/login" if request.app.state.runtime.settings.login_enabled else None,
     }
     if path == "/admin" or path.startswith("/admin/"):
         base["admin_nav"] = admin_navigation(registry, site, path, user.roles if user else frozenset())
@@ -112,7 +110,9 @@ def create_site_app(settings: Settings, templates: Templates, runtime: Any) -> L
             branding_css,
             *BRAND_ROUTES,
             *admin.ROUTES,
+            *staff_admin.ROUTES,
             *account.ROUTES,
+            *login.ROUTES,
             *territory_web.ROUTES,
             *LEGAL_ROUTES,
             *NOTIFICATION_ROUTES,

@@ -1,0 +1,73 @@
+"""Keeping Keycloak in step with the communes, by jobs (Keycloak may be down for a while:
+the jobs wait and retry, nothing is lost).
+
+* :func:`sync_commune`: a commune's login clients in the ``citizens`` and ``staff`` realms:
+  created with the commune, their redirect URIs following its domains, their branding
+  following its name, logo and colours, disabled when it is archived.
+
+The commune actions queue it (:func:`commune_login_changed`) only where login is on.
+"""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from perron.config import Settings
+from perron.jobs import JobContext, enqueue, job
+from perron.logging import get_logger
+
+log = get_logger("perron.identity")
+
+SYNC_COMMUNE_JOB = "perron.identity.sync_commune"
+
+_settings: list[Settings] = []
+"""The settings of the running process (a stack: tests start several runtimes)."""
+
+
+def configure(settings: Settings) -> None:
+    _settings.append(settings)
+
+
+def unconfigure(settings: Settings) -> None:
+    if settings in _settings:
+        _settings.remove(settings)
+
+
+def current_settings() -> Settings | None:
+    return _settings[-1] if _settings else None
+
+
+def login_enabled() -> bool:
+    settings = current_settings()
+    return settings is not None and settings.login_enabled
+
+
+def commune_login_changed(session: AsyncSession, commune_id: UUID) -> None:
+    """Queue the update of the commune's login clients (after the commit), if login is on."""
+    if login_enabled():
+        enqueue(session, SYNC_COMMUNE_JOB, tenant_id=commune_id)
+
+
+@job(SYNC_COMMUNE_JOB, max_retries=12, min_backoff_ms=5_000)
+async def sync_commune(ctx: JobContext) -> None:
+    """Create or update the commune's clients at Keycloak (idempotent: the latest state wins)."""
+    from perron.identity.keycloak import CommuneLogin, KeycloakUnavailable, sync_commune_clients
+    from perron.identity.roles import KeycloakNotReady
+    from perron.tenancy.actions import commune_domains
+    from perron.tenancy.site import load_site
+
+    settings = current_settings()
+    if settings is None or not settings.login_enabled or ctx.tenant_id is None:
+        return
+    site = await load_site(ctx.session, ctx.tenant_id)
+    if site is None:
+        log.info("identity.sync_commune_gone", commune=str(ctx.tenant_id))
+        return
+    hosts = [domain.host for domain in await commune_domains(ctx.session, ctx.tenant_id)]
+    try:
+        await sync_commune_clients(settings, CommuneLogin.from_site(site, hosts), port=settings.public_port)
+    except KeycloakUnavailable as error:
+        raise KeycloakNotReady(str(error)) from error  # retried later, not a dead letter
+    log.info("identity.sync_commune", commune=site.slug)
