@@ -4,7 +4,8 @@
   module action declaring high assurance sends them through a step-up login (itsme
   "advanced": a second factor at the sandbox) and back to the action, done; they log out
   (here and at Keycloak). In La Louvière the same person is recognised (the same person key,
-  the keyed HMAC of their national register number) without being a resident there.
+  the keyed HMAC of their national register number) without being a resident there; a
+  logout at Keycloak ends that session too (back-channel logout).
 * A staff member logs in with a password and a second factor (set up at the first login,
   asked again at the next) and reaches their commune's administration, and only theirs.
 
@@ -295,6 +296,14 @@ async def test_a_citizen_logs_in_with_itsme_steps_up_logs_out_and_is_the_same_pe
     assert louviere_account.person_key == hannut_account.person_key
     assert louviere_account.id != hannut_account.id
     assert not louviere_account.is_resident
+
+    # A logout at Keycloak (here: the person's sessions ended by an administrator) reaches
+    # Perron by the back channel: the next page is anonymous.
+    assert louviere_account.subject
+    await kc.logout_user(site.settings, kc.CITIZENS, louviere_account.subject)
+    await page.goto(site.url("la-louviere"))
+    assert name not in await page.content()
+    assert await page.locator("a[href^='/login?next=']").count()
     await context.close()
 
 

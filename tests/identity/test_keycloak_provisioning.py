@@ -59,6 +59,8 @@ from perron.tenancy.models import CommuneStatus
 from perron.testing.smtp import SMTPServer, free_port
 from tests.conftest import ROOT, settings_env
 
+pytestmark = pytest.mark.keycloak  # against the real Keycloak: once, in the SQLite pass
+
 KEYCLOAK_URL = os.environ.get("PERRON_TEST_KEYCLOAK_URL", "http://127.0.0.1:58080").rstrip("/")
 ADMIN_PASSWORD = os.environ.get("PERRON_TEST_KEYCLOAK_ADMIN_PASSWORD", "admin")
 REQUIRED = os.environ.get("PERRON_TEST_KEYCLOAK_REQUIRED") == "1"

@@ -16,9 +16,6 @@ platform secret (:func:`client_secret`), so nothing is stored.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -32,6 +29,7 @@ from keycloak.exceptions import KeycloakConnectionError, KeycloakError
 
 from perron.config import ConfigurationError, Settings
 from perron.errors import Conflict, Invalid, NotFound, PerronError
+from perron.identity.oidc import client_secret
 from perron.logging import get_logger
 
 if TYPE_CHECKING:
@@ -82,15 +80,6 @@ class KeycloakRefused(PerronError):
 
 
 # Connection ---------------------------------------------------------------------------
-
-
-def client_secret(settings: Settings, realm: str, client_id: str) -> str:
-    """A client's secret: HMAC-SHA256 of the platform secret, base64url. The same on every
-    server and never stored; :mod:`perron.identity.oidc` derives the same value."""
-    digest = hmac.new(
-        settings.secret().encode(), f"keycloak-client:{realm}:{client_id}".encode(), hashlib.sha256
-    ).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
 def admin(settings: Settings, realm: str = "master") -> KeycloakAdmin:
@@ -593,6 +582,23 @@ async def sync_commune_clients(settings: Settings, commune: CommuneLogin, *, por
         )
         async with connected(settings, realm) as kc:
             await _ensure_client(kc, client)
+            await _name_in_emails(kc, realm, commune)
+
+
+async def _name_in_emails(kc: KeycloakAdmin, realm: str, commune: CommuneLogin) -> None:
+    """The realm texts the ``perron`` e-mail theme heads a commune's e-mails with
+    (``perronClientName.<client id>``, per language): Keycloak's e-mail templates cannot read
+    the client's attributes."""
+    for locale in ("fr", "nl", "de", "en"):
+        name = commune.names.get(locale) or commune.name()
+        response = await kc.connection.a_raw_post(
+            f"admin/realms/{realm}/localization/{locale}",
+            data=json.dumps({f"perronClientName.{commune.client_id}": name}),
+        )
+        if response.status_code >= 300:
+            raise KeycloakRefused(
+                f"Keycloak refused the e-mail name of {commune.client_id} ({response.status_code})"
+            )
 
 
 async def ensure_console_client(settings: Settings, host: str, port: int | None = None) -> None:
