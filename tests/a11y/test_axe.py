@@ -143,7 +143,10 @@ async def _check_page(
         )
     for refusal in csp_refusals:
         crawl.report(path, f"the browser refused something under the Content-Security-Policy: {refusal}")
-    links = await page.eval_on_selector_all("a[href]", "links => links.map((link) => link.href)")
+    # Downloads (a[download]) are files, not pages: their own tests check them.
+    links = await page.eval_on_selector_all(
+        "a[href]:not([download])", "links => links.map((link) => link.href)"
+    )
     return [found for found in (_same_site_page(link, origin) for link in links) if found]
 
 
