@@ -5,7 +5,8 @@
   "advanced": a second factor at the sandbox) and back to the action, done; they log out
   (here and at Keycloak). In La Louvière the same person is recognised (the same person key,
   the keyed HMAC of their national register number) without being a resident there; a
-  logout at Keycloak ends that session too (back-channel logout).
+  logout at Keycloak ends that session too (back-channel logout). Deleting the account in
+  both communes deletes the Keycloak identity too, once no commune uses it.
 * A staff member logs in with a password and a second factor (set up at the first login,
   asked again at the next) and reaches their commune's administration, and only theirs.
 
@@ -50,6 +51,7 @@ from perron.tenancy.definitions import apply_definitions, apply_modules, load_de
 from perron.tenancy.models import Commune
 from perron.tenancy.site import load_site
 from perron.testing.database import reset_schema
+from perron.testing.harness import run_jobs
 from perron.testing.smtp import free_port
 from perron.web.auth import current_user
 from tests.conftest import CONSOLE_HOST, ROOT, base_settings
@@ -104,6 +106,7 @@ class Site:
     settings: Any
     database: Database
     communes: dict[str, Any]
+    runtime: Any
 
     def url(self, slug: str, path: str = "/") -> str:
         return f"http://{slug}.localhost:{self.port}{path}"
@@ -169,7 +172,7 @@ async def site(tmp_path: Path) -> AsyncIterator[Site]:
                 hosts = [domain.host for domain in await commune_domains(session, communes[slug])]
         assert loaded is not None
         await kc.sync_commune_clients(settings, kc.CommuneLogin.from_site(loaded, hosts), port=port)
-    app, _runtime = build(settings)
+    app, runtime = build(settings)
     stop = await _start_lifespan(app)
     server = uvicorn.Server(
         uvicorn.Config(
@@ -182,7 +185,7 @@ async def site(tmp_path: Path) -> AsyncIterator[Site]:
             task.result()
         await asyncio.sleep(0.02)
     try:
-        yield Site(port, settings, database, communes)
+        yield Site(port, settings, database, communes, runtime)
     finally:
         server.should_exit = True
         await task
@@ -304,6 +307,21 @@ async def test_a_citizen_logs_in_with_itsme_steps_up_logs_out_and_is_the_same_pe
     await page.goto(site.url("la-louviere"))
     assert name not in await page.content()
     assert await page.locator("a[href^='/login?next=']").count()
+
+    # Deleting the account: in La Louvière first (the login stays: Hannut still uses it),
+    # then in Hannut (no commune uses it any more: Keycloak's account goes too).
+    subject = louviere_account.subject
+    for slug, login_kept in (("la-louviere", True), ("hannut", False)):
+        await page.goto(site.url(slug))
+        await _follow_login_link(page)
+        await _keycloak_step(page, username=person["username"], password=person["password"], otp_secret=None)
+        await page.goto(site.url(slug, "/account/delete"))
+        await page.locator("#field-understood").check()
+        async with page.expect_navigation():
+            await page.locator("main form[action='/account/delete'] button[type=submit]").click()
+        assert await site.accounts(slug) == []
+        await run_jobs(site.runtime)
+        assert (await kc.find_user(site.settings, kc.CITIZENS, subject) is not None) is login_kept, slug
     await context.close()
 
 

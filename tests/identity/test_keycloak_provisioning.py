@@ -1015,3 +1015,54 @@ async def test_provision_command_syncs_every_commune(
                     internal = await admin.a_get_client_id(client_id)
                     if internal:
                         await admin.a_delete_client(internal)
+
+
+async def _mail_to(smtp: SMTPServer, address: str, count: int = 1) -> list[Any]:
+    """The e-mails Keycloak sent ``address`` through the platform's SMTP server (it sends them
+    while answering the form, but give the SMTP exchange a moment)."""
+    for _ in range(50):
+        if len(smtp.to(address)) >= count:
+            break
+        await asyncio.sleep(0.1)
+    return smtp.to(address)
+
+
+async def test_keycloak_emails_arrive_by_the_platform_smtp_in_the_communes_language(
+    provisioned: Settings, browser: Browser, smtp: SMTPServer
+) -> None:
+    """Registering from the commune's Dutch page: the verification e-mail is in Dutch and
+    headed with the commune's Dutch name; a German-speaking citizen's password reset arrives
+    in German. Both come through the SMTP server the platform is configured with."""
+    newcomer = "kc-test-nl@perron.test"
+    await _forget_citizen(provisioned, newcomer)
+    attempt = await authorize(browser, CITIZENS, ui_locales="nl")
+    register = next(link for link in attempt.page.parsed().links if "login-actions/registration" in link)
+    page = await browser.visit(urljoin(attempt.page.url, register.replace("&amp;", "&")))
+    await browser.submit(page, page.form_with("email"), email=newcomer, firstName="Noor", lastName="Peeters")
+    [verification] = await _mail_to(smtp, newcomer)
+    assert verification.subject == "E-mailadres verifiëren"
+    assert "Testgemeente" in verification.html  # the commune's name in Dutch heads the e-mail
+
+    reader = "kc-test-de@perron.test"
+    await _forget_citizen(provisioned, reader)
+    async with kc.connected(provisioned, CITIZENS) as admin:
+        await admin.a_create_user(
+            {
+                "username": reader,
+                "email": reader,
+                "emailVerified": True,
+                "firstName": "Lena",
+                "lastName": "Schmitz",
+                "enabled": True,
+                "attributes": {"locale": ["de"]},
+                "credentials": [{"type": "password", "value": "Correct-horse-42!", "temporary": False}],
+            }
+        )
+    attempt = await authorize(browser, CITIZENS, ui_locales="de")
+    forgot = next(link for link in attempt.page.parsed().links if "login-actions/reset-credentials" in link)
+    page = await browser.visit(urljoin(attempt.page.url, forgot.replace("&amp;", "&")))
+    await browser.submit(page, page.form_with("username"), username=reader)
+    [reset] = await _mail_to(smtp, reader)
+    assert reset.subject == "Passwort zurücksetzen"
+    await _forget_citizen(provisioned, newcomer)
+    await _forget_citizen(provisioned, reader)

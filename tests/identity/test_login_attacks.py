@@ -29,6 +29,7 @@ from perron.config import Settings
 from perron.db.migrate import owner_engine
 from perron.i18n import using_language
 from perron.identity import jobs as identity_jobs
+from perron.identity.actions import create_account
 from perron.identity.login import open_id_token, person_key
 from perron.identity.models import Account, AccountKind, Assurance, WebSession
 from perron.identity.oidc import ITSME_ACR_ADVANCED, ITSME_ACR_BASIC, Providers
@@ -823,3 +824,30 @@ async def test_keycloak_down_login_says_try_again_and_the_site_and_sessions_keep
     assert not session_cookies(response)
     await assert_logged_out(with_keycloak)
     assert log_lines.events("logout.keycloak_unavailable")
+
+
+async def test_a_person_registered_at_the_town_hall_keeps_their_account_at_their_first_itsme_login(
+    login_site: Harness, communes: tuple[Tenant, Tenant], hostile_op: HostileOP, settings: Settings
+) -> None:
+    """Staff registered Ann on paper (no smartphone then); her first itsme login takes that
+    account over (same name, birth year and postcode) instead of making a second one. A
+    namesake born another year is left alone."""
+    alpha, _ = communes
+    async with login_site.transaction(alpha) as session:
+        paper = await create_account(
+            session, alpha.id, display_name="PEETERS Ann", birth_year=1985, postcode="4280", resident=True
+        )
+        namesake = await create_account(
+            session, alpha.id, display_name="Ann Peeters", birth_year=1990, postcode="4280"
+        )
+    hostile_op.plan.claims = itsme(ITSME_ACR_BASIC, postcode="4280")
+    client = login_site.client(alpha)
+    await log_in(hostile_op, client, "/login?next=/")
+    linked = await account_of(login_site, alpha, "citizen-ann")
+    assert linked.id == paper.id
+    assert linked.person_key == person_key(settings, NRN)
+    assert linked.residency_method == "town_hall"  # what the town hall verified stays
+    async with login_site.transaction(alpha) as session:
+        accounts = (await session.scalars(select(Account).where(Account.kind == AccountKind.CITIZEN))).all()
+        assert {account.id for account in accounts} == {paper.id, namesake.id}
+        assert next(account for account in accounts if account.id == namesake.id).subject is None

@@ -92,6 +92,8 @@ def dev(ctx: click.Context, host: str, port: int, reload: bool) -> None:
         # process (started below from the environment) must see it too.
         os.environ["PERRON_PUBLIC_PORT"] = str(shown_port)
         settings = settings.model_copy(update={"public_port": shown_port})
+        if settings.smtp_host is None and settings.mail_enabled:
+            settings = _mail_to_folder(settings)
         start_keycloak(settings)
         asyncio.run(_provision_keycloak(settings))
     else:
@@ -103,6 +105,22 @@ def dev(ctx: click.Context, host: str, port: int, reload: bool) -> None:
     out.print(f"  {'Platform console':<24} http://{settings.console_host}{suffix}/")
     out.print("Stop with Ctrl+C.\n")
     _serve(settings, host, port, 1, reload)
+
+
+def _mail_to_folder(settings: Settings) -> Settings:
+    """Keycloak sends e-mails only by SMTP: catch Perron's and Keycloak's on loopback and write
+    them all as .eml files in the mail folder, as Perron alone would."""
+    from perron.mail import devsink
+
+    try:
+        devsink.start(settings.mail_folder)
+    except OSError as error:
+        fail(f"the development mail server could not listen on port {devsink.DEV_SMTP_PORT}: {error}")
+    values = {"smtp_host": "127.0.0.1", "smtp_port": devsink.DEV_SMTP_PORT, "smtp_starttls": False}
+    for name, value in values.items():
+        os.environ[f"PERRON_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
+    out.print(f"  e-mails (Perron's and Keycloak's): written to {settings.mail_folder}/ as .eml files")
+    return settings.model_copy(update=values)
 
 
 def start_keycloak(settings: Settings) -> None:

@@ -17,6 +17,7 @@ import datetime as dt
 import hashlib
 import hmac
 import secrets
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -325,6 +326,19 @@ async def _citizen_account(
     postcode = str(address.get("postal_code") or "").strip() or None if address else None
     if postcode is not None and not (len(postcode) == 4 and postcode.isdigit()):
         postcode = None
+    birth_year = _birth_year(claims.get("perron_birthdate"))
+    if account is None and key is not None and birth_year is not None and postcode is not None:
+        account = await _registered_on_paper(session, _display_name(claims), birth_year, postcode)
+        if account is not None:
+            account.subject = subject
+            audit.record(
+                session,
+                tenant_id=tenant_id,
+                action="account.linked",
+                object_type="account",
+                object_id=str(account.id),
+                changes={"how": "itsme matched the town hall's registration (name, birth year, postcode)"},
+            )
     if account is None:
         language = str(claims.get("locale") or "fr")[:2]
         account = await actions.create_account(
@@ -335,7 +349,7 @@ async def _citizen_account(
             email=claims.get("email") if claims.get("email_verified") else None,
             language=language if language in ("fr", "nl", "de", "en") else "fr",
             assurance=level,
-            birth_year=_birth_year(claims.get("perron_birthdate")),
+            birth_year=birth_year,
             street=street,
             house_number=number_part,
             postcode=postcode,
@@ -355,6 +369,34 @@ async def _citizen_account(
     if address is not None and postcode is not None and await _postcode_is_local(session, postcode):
         await actions.verify_residency(session, account, how="itsme")
     return account
+
+
+def _name_key(name: str) -> frozenset[str]:
+    """A name as a set of words without case or accents ("PEETERS Ann" = "Ann Peeters")."""
+    plain = "".join(
+        ch for ch in unicodedata.normalize("NFKD", name.casefold()) if not unicodedata.combining(ch)
+    )
+    return frozenset(plain.replace("-", " ").split())
+
+
+async def _registered_on_paper(
+    session: AsyncSession, name: str, birth_year: int, postcode: str
+) -> Account | None:
+    """The account the town hall registered for this person (no login yet), when exactly one
+    has their name, birth year and postcode: their first itsme login takes it over instead of
+    making a second account."""
+    candidates = await session.scalars(
+        select(Account).where(
+            Account.subject.is_(None),
+            Account.kind == AccountKind.CITIZEN,
+            Account.birth_year == birth_year,
+            Account.postcode == postcode,
+            Account.disabled.is_(False),
+        )
+    )
+    wanted = _name_key(name)
+    matching = [account for account in candidates if _name_key(account.display_name) == wanted]
+    return matching[0] if len(matching) == 1 else None
 
 
 async def _postcode_is_local(session: AsyncSession, postcode: str) -> bool:
