@@ -225,6 +225,39 @@ async def test_every_page_passes_axe_fits_a_phone_and_has_no_broken_link(
     )
 
 
+LOGIN_PAGES = {
+    "/login?next=//elsewhere.example": 400,  # a refused login: a link that would leave the site
+    "/login/level?level=3&next=/": 403,  # e-mail login where itsme is needed
+    "/login": 503,  # login switched off (the suite runs without Keycloak here)
+}
+
+
+async def test_the_login_pages_pass_axe_and_fit_a_phone(
+    demo_communes: list[DemoCommune], live_server: int, browser: Any
+) -> None:
+    """Pages of the login that no link of the site leads to: a refusal, the request for a
+    stronger login, login unavailable. Each in the commune's languages."""
+    problems: list[str] = []
+    for commune in demo_communes:
+        for language in commune.languages:
+            crawl = Crawl(commune.slug, language, "visitor")
+            context = await browser.new_context(viewport=DESKTOP, locale=language)
+            await context.add_init_script(path=str(AXE))
+            origin = f"http://{commune.host}:{live_server}"
+            await context.add_cookies([{"name": "perron_lang", "value": language, "url": origin + "/"}])
+            page = await context.new_page()
+            for path in LOGIN_PAGES:
+                await _check_page(page, crawl, origin, path, "", [])
+                assert await page.title(), path
+            await context.close()
+            # Each answers with its status (which the crawl notes); any other finding counts.
+            expected = {f"{path}: answers {status}, yet  links to it" for path, status in LOGIN_PAGES.items()}
+            noted = {problem.split("] ", 1)[1] for problem in crawl.problems}
+            assert expected <= noted, (commune.slug, language, crawl.problems)
+            problems += [problem for problem in crawl.problems if problem.split("] ", 1)[1] not in expected]
+    assert problems == [], "\n" + "\n".join(problems)
+
+
 async def test_without_javascript_the_menu_opens_and_its_links_work(
     demo_communes: list[DemoCommune], live_server: int, browser: Any
 ) -> None:
