@@ -751,7 +751,7 @@ async def test_itsme_step_up_to_advanced_asks_the_one_time_code(
     basic = await itsme_login(provisioned, browser, "camille.dubois", ITSME_ACR_BASIC)
     assert basic["perron_itsme_acr"] == ITSME_ACR_BASIC
     advanced = await itsme_login(
-        provisioned, browser, "camille.dubois", ITSME_ACR_ADVANCED, prompt="login", max_age="0"
+        provisioned, browser, "camille.dubois", ITSME_ACR_ADVANCED, prompt="login", max_age="60"
     )
     assert advanced["perron_itsme_acr"] == ITSME_ACR_ADVANCED
     assert advanced["perron_idp"] == "itsme" and advanced["sub"] == basic["sub"]

@@ -30,7 +30,7 @@ from perron.db.migrate import owner_engine
 from perron.i18n import using_language
 from perron.identity import jobs as identity_jobs
 from perron.identity.actions import create_account
-from perron.identity.login import open_id_token, person_key
+from perron.identity.login import FRESH_LOGIN_SECONDS, open_id_token, person_key
 from perron.identity.models import Account, AccountKind, Assurance, WebSession
 from perron.identity.oidc import ITSME_ACR_ADVANCED, ITSME_ACR_BASIC, Providers
 from perron.identity.sessions import SESSION_COOKIE
@@ -580,7 +580,7 @@ async def test_a_page_needing_high_sends_a_substantial_citizen_to_a_fresh_advanc
     answer = await authorize(hostile_op, browser, response.headers["location"])
     assert answer.request.get("acr_values") == ITSME_ACR_ADVANCED
     assert answer.request.get("prompt") == "login"
-    assert answer.request.get("max_age") == "0"
+    assert answer.request.get("max_age") == str(FRESH_LOGIN_SECONDS)
     assert answer.request.get("kc_idp_hint") == "itsme"
 
     hostile_op.plan.claims = itsme(ITSME_ACR_ADVANCED)
@@ -600,11 +600,11 @@ async def test_step_up_answered_with_an_old_login_is_refused(
     await log_in(hostile_op, browser, "/login?next=/")
     step_up = "/login?" + urlencode({"level": 3, "next": "/_test/high"})
 
-    # The provider answers max_age=0 with the login of ten minutes ago.
+    # The provider answers a fresh-login request with the login of ten minutes ago.
     hostile_op.plan.claims = itsme(ITSME_ACR_ADVANCED)
     hostile_op.plan.auth_time_ago = 600
     answer = await authorize(hostile_op, browser, step_up)
-    assert answer.request.get("max_age") == "0"
+    assert answer.request.get("max_age") == str(FRESH_LOGIN_SECONDS)
     response = await callback(browser, answer.params)
     assert response.status_code == 400
     assert sentence("stale_login") in html.unescape(response.text) and ALPHA_NAME in html.unescape(

@@ -50,6 +50,10 @@ from perron.territory.models import Street
 log = get_logger("perron.identity")
 
 ATTEMPT_LIFETIME = dt.timedelta(minutes=15)
+FRESH_LOGIN_SECONDS = 60
+"""A step-up asks for a login at most this old (``max_age``, with ``prompt=login``). Not 0:
+Keycloak's broker refuses itsme's answer when ``auth_time + max_age`` is before its own clock,
+in whole seconds, so 0 fails whenever the answer crosses a second boundary on its way."""
 ITSME = "itsme"
 METHODS = ("itsme", "email")
 
@@ -155,7 +159,7 @@ async def begin(
     browser_token = browser_token or secrets.token_urlsafe(24)
     state, nonce = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
     verifier, challenge = pkce_pair()
-    max_age = 0 if fresh else None
+    max_age = FRESH_LOGIN_SECONDS if fresh else None
     now = utcnow()
     await session.execute(delete(LoginAttempt).where(LoginAttempt.expires_at < now))
     session.add(
