@@ -6,6 +6,9 @@ from __future__ import annotations
 
 class PerronError(Exception):
     status_code = 400
+    temporary = False
+    """A service Perron depends on failed (not the input): a job raising it is retried rather
+    than sent to the dead letters."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)

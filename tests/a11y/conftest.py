@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,10 +96,9 @@ async def demo_communes(database: Any, settings: Any) -> list[DemoCommune]:
     return communes
 
 
-@pytest.fixture
-async def live_server(app: Any) -> AsyncIterator[int]:
-    """The application on a real socket; its lifespan already ran in ``app_and_runtime``."""
-    port = _free_port()
+@asynccontextmanager
+async def serving(app: Any, port: int) -> AsyncIterator[int]:
+    """``app`` on a real socket of 127.0.0.1 (its lifespan must already have run)."""
     server = uvicorn.Server(
         uvicorn.Config(
             app, host="127.0.0.1", port=port, lifespan="off", log_level="warning", access_log=False
@@ -109,9 +109,18 @@ async def live_server(app: Any) -> AsyncIterator[int]:
         if task.done():
             task.result()  # raises what stopped the server
         await asyncio.sleep(0.02)
-    yield port
-    server.should_exit = True
-    await task
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        await task
+
+
+@pytest.fixture
+async def live_server(app: Any) -> AsyncIterator[int]:
+    """The application on a real socket; its lifespan already ran in ``app_and_runtime``."""
+    async with serving(app, _free_port()) as port:
+        yield port
 
 
 @pytest.fixture

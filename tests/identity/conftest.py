@@ -6,14 +6,21 @@
   ``login_enabled=True`` and ``keycloak_url`` pointing at the hostile provider, with two test
   routes: ``/_test/me`` (who the request is logged in as) and ``/_test/high`` (a page needing
   the high level of assurance);
-* ``log_lines``: the JSON log lines written during the test.
+* ``log_lines``: the JSON log lines written during the test;
+* ``perron`` and ``two_tenants``: the harness over the suite's application (login off), and
+  two communes in it, for the tests of accounts, residency, roles and staff pages.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
+import html
 import io
 import json
+import struct
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -25,7 +32,7 @@ from perron.identity.models import Assurance
 from perron.identity.oidc import client_secret
 from perron.logging import configure_logging
 from perron.testing.database import wipe
-from perron.testing.harness import Harness
+from perron.testing.harness import Harness, Tenant
 from perron.web.auth import current_user, require_user
 from tests.identity.hostile_op import HostileOP
 
@@ -110,3 +117,30 @@ def log_lines(settings: Settings) -> Iterator[LogLines]:
         yield lines
     finally:
         configure_logging(settings.model_copy(update={"log_level": "WARNING"}))
+
+
+@pytest.fixture
+async def perron(app_and_runtime: tuple[Any, Any]) -> AsyncIterator[Harness]:
+    harness = Harness(*app_and_runtime)
+    yield harness
+    await harness.close()
+    await harness.settle()
+    await asyncio.to_thread(app_and_runtime[1].jobs.join)
+
+
+@pytest.fixture
+async def two_tenants(perron: Harness) -> tuple[Tenant, Tenant]:
+    return await perron.commune("alpha"), await perron.commune("bravo", languages=["fr", "nl"])
+
+
+def text(response: Any) -> str:
+    """What a person reads on the page (the communes here speak French)."""
+    return html.unescape(response.text)
+
+
+def totp(secret: bytes, at: float | None = None) -> str:
+    """RFC 6238 with SHA-1, 6 digits, 30-second steps."""
+    counter = int((time.time() if at is None else at) // 30)
+    digest = hmac.new(secret, struct.pack(">Q", counter), hashlib.sha1).digest()
+    offset = digest[-1] & 0x0F
+    return f"{(struct.unpack('>I', digest[offset : offset + 4])[0] & 0x7FFFFFFF) % 1_000_000:06d}"

@@ -8,13 +8,9 @@ says so; these tests check when it is queued.
 
 from __future__ import annotations
 
-import asyncio
-import html
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
 from sqlalchemy import select
 
 from perron.audit import SYSTEM, Actor, ActorKind, acting_as
@@ -28,24 +24,7 @@ from perron.jobs.status import PlatformJobRun
 from perron.notifications import Audience, notify
 from perron.territory import actions as territory
 from perron.testing.harness import Harness, Person, Tenant
-
-
-@pytest.fixture
-async def perron(app_and_runtime: tuple[Any, Any]) -> AsyncIterator[Harness]:
-    harness = Harness(*app_and_runtime)
-    yield harness
-    await harness.close()
-    await harness.settle()
-    await asyncio.to_thread(app_and_runtime[1].jobs.join)
-
-
-@pytest.fixture
-async def two_tenants(perron: Harness) -> tuple[Tenant, Tenant]:
-    return await perron.commune("alpha"), await perron.commune("bravo", languages=["fr", "nl"])
-
-
-def text(response: Any) -> str:
-    return html.unescape(response.text)
+from tests.identity.conftest import text
 
 
 async def with_login(perron: Harness, tenant: Tenant, subject: str, name: str, **options: Any) -> Person:

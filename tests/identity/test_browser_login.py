@@ -19,11 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hashlib
-import hmac
 import os
 import re
-import struct
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -32,7 +29,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from litestar import Request, get
 from litestar.response.base import ASGIResponse
 from sqlalchemy import select
@@ -42,27 +38,26 @@ from perron.db.scope import platform_scope, tenant_scope
 from perron.identity import keycloak as kc
 from perron.identity.actions import create_account
 from perron.identity.models import Account, AccountKind, Assurance
+from perron.identity.oidc import CITIZENS, STAFF
 from perron.modules import activation
 from perron.modules.manifest import Action, ModuleManifest
 from perron.modules.registry import registry
 from perron.modules.web import requires
-from perron.tenancy.actions import commune_domains
 from perron.tenancy.definitions import apply_definitions, apply_modules, load_definitions
 from perron.tenancy.models import Commune
-from perron.tenancy.site import load_site
 from perron.testing.database import reset_schema
 from perron.testing.harness import run_jobs
 from perron.testing.smtp import free_port
 from perron.web.auth import current_user
+from tests.a11y.conftest import CHROMIUM, CHROMIUM_ARGS, serving
 from tests.conftest import CONSOLE_HOST, ROOT, base_settings
+from tests.identity.conftest import totp
 
 pytestmark = [pytest.mark.keycloak, pytest.mark.slow]
 
 KEYCLOAK_URL = os.environ.get("PERRON_TEST_KEYCLOAK_URL", "http://127.0.0.1:58080").rstrip("/")
 ADMIN_PASSWORD = os.environ.get("PERRON_TEST_KEYCLOAK_ADMIN_PASSWORD", "admin")
 REQUIRED = os.environ.get("PERRON_TEST_KEYCLOAK_REQUIRED") == "1"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--host-resolver-rules=MAP *.localhost 127.0.0.1", "--disable-gpu"]
 TIMEOUT_MS = 30_000
 
 
@@ -88,13 +83,10 @@ PETITION = ModuleManifest(
 )
 
 
-def totp(secret_base32: str, at: float | None = None) -> str:
-    """RFC 6238: SHA-1, 6 digits, 30-second steps."""
-    secret = base64.b32decode(secret_base32.replace(" ", "").upper() + "=" * (-len(secret_base32) % 8))
-    counter = int((time.time() if at is None else at) // 30)
-    digest = hmac.new(secret, struct.pack(">Q", counter), hashlib.sha1).digest()
-    offset = digest[-1] & 0x0F
-    return f"{(struct.unpack('>I', digest[offset : offset + 4])[0] & 0x7FFFFFFF) % 1_000_000:06d}"
+def from_base32(secret: str) -> bytes:
+    """A TOTP secret as Keycloak and the sandbox file show it (base32, maybe spaced, no padding)."""
+    text = secret.replace(" ", "").upper()
+    return base64.b32decode(text + "=" * (-len(text) % 8))
 
 
 # The deployment under test ----------------------------------------------------------------
@@ -168,27 +160,15 @@ async def site(tmp_path: Path) -> AsyncIterator[Site]:
     for slug in ("hannut", "la-louviere"):
         with tenant_scope(communes[slug]):
             async with database.session() as session:
-                loaded = await load_site(session, communes[slug])
-                hosts = [domain.host for domain in await commune_domains(session, communes[slug])]
-        assert loaded is not None
-        await kc.sync_commune_clients(settings, kc.CommuneLogin.from_site(loaded, hosts), port=port)
+                login = await kc.commune_login(session, communes[slug])
+        assert login is not None
+        await kc.sync_commune_clients(settings, login, port=port)
     app, runtime = build(settings)
     stop = await _start_lifespan(app)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app, host="127.0.0.1", port=port, lifespan="off", log_level="warning", access_log=False
-        )
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.02)
     try:
-        yield Site(port, settings, database, communes, runtime)
+        async with serving(app, port):
+            yield Site(port, settings, database, communes, runtime)
     finally:
-        server.should_exit = True
-        await task
         await stop()
         await database.dispose()
         registry.modules.pop(PETITION.name, None)
@@ -217,7 +197,7 @@ async def _keycloak_step(page: Any, *, username: str, password: str, otp_secret:
             await _submit(page)
         elif await page.locator("input[name=otp]").count():
             assert otp_secret is not None, "an OTP was asked for"
-            await page.locator("input[name=otp]").fill(totp(otp_secret))
+            await page.locator("input[name=otp]").fill(totp(from_base32(otp_secret)))
             await _submit(page)
         else:
             await page.wait_for_load_state("load")
@@ -303,7 +283,7 @@ async def test_a_citizen_logs_in_with_itsme_steps_up_logs_out_and_is_the_same_pe
     # A logout at Keycloak (here: the person's sessions ended by an administrator) reaches
     # Perron by the back channel: the next page is anonymous.
     assert louviere_account.subject
-    await kc.logout_user(site.settings, kc.CITIZENS, louviere_account.subject)
+    await kc.logout_user(site.settings, CITIZENS, louviere_account.subject)
     await page.goto(site.url("la-louviere"))
     assert name not in await page.content()
     assert await page.locator("a[href^='/login?next=']").count()
@@ -321,7 +301,7 @@ async def test_a_citizen_logs_in_with_itsme_steps_up_logs_out_and_is_the_same_pe
             await page.locator("main form[action='/account/delete'] button[type=submit]").click()
         assert await site.accounts(slug) == []
         await run_jobs(site.runtime)
-        assert (await kc.find_user(site.settings, kc.CITIZENS, subject) is not None) is login_kept, slug
+        assert (await kc.find_user(site.settings, CITIZENS, subject) is not None) is login_kept, slug
     await context.close()
 
 
@@ -331,7 +311,7 @@ async def test_staff_log_in_with_a_password_and_a_second_factor_and_reach_only_t
     email = f"agent-{os.getpid()}-{int(time.time())}@hannut.example"
     password = "Correct-Horse-27"
     user_id = await kc.create_staff_user(site.settings, email, "Dominique", "Agent", "fr")
-    admin = kc.admin(site.settings, kc.STAFF)
+    admin = kc.admin(site.settings, STAFF)
     try:
         await admin.a_set_user_password(user_id, password, temporary=False)
         await admin.a_update_user(user_id, {"requiredActions": ["CONFIGURE_TOTP"]})
@@ -357,7 +337,7 @@ async def test_staff_log_in_with_a_password_and_a_second_factor_and_reach_only_t
         await page.locator("input[name=password]").fill(password)
         await _submit(page)
         secret = await _totp_secret_from_setup_page(page)
-        await page.locator("input[name=totp]").fill(totp(secret))
+        await page.locator("input[name=totp]").fill(totp(from_base32(secret)))
         label = page.locator("input[name=userLabel]")
         if await label.count():
             await label.fill("phone")
@@ -372,7 +352,7 @@ async def test_staff_log_in_with_a_password_and_a_second_factor_and_reach_only_t
         await page.locator("input[name=password]").fill(password)
         await _submit(page)
         assert await page.locator("input[name=otp]").count(), "the second factor was not asked"
-        await page.locator("input[name=otp]").fill(totp(secret, time.time() + 30))
+        await page.locator("input[name=otp]").fill(totp(from_base32(secret), time.time() + 30))
         await _submit(page)
         assert page.url == site.url("hannut", "/admin"), page.url
 
@@ -386,7 +366,7 @@ async def test_staff_log_in_with_a_password_and_a_second_factor_and_reach_only_t
         assert [a.kind for a in await site.accounts("la-louviere")] == []
         await context.close()
     finally:
-        await kc.delete_user(site.settings, kc.STAFF, user_id)
+        await kc.delete_user(site.settings, STAFF, user_id)
 
 
 async def _totp_secret_from_setup_page(page: Any) -> str:

@@ -14,6 +14,7 @@ import pytest
 
 from perron.db.scope import platform_scope, tenant_scope
 from perron.identity import keycloak as kc
+from perron.identity.oidc import CITIZENS, STAFF
 from perron.runtime import Runtime
 from perron.tenancy import actions
 from perron.tenancy.models import CommuneStatus
@@ -71,7 +72,7 @@ async def test_a_new_commune_gets_login_clients_that_follow_its_domains_and_arch
                     status=CommuneStatus.ACTIVE,
                 )
         await run_jobs(runtime)
-        for realm in (kc.CITIZENS, kc.STAFF):
+        for realm in (CITIZENS, STAFF):
             client = await _client(settings, realm, f"commune-{slug}")
             assert client is not None, f"no client in {realm}"
             assert client["enabled"]
@@ -83,7 +84,7 @@ async def test_a_new_commune_gets_login_clients_that_follow_its_domains_and_arch
                 found = await actions.get_commune(session, slug)
                 await actions.add_domain(session, found, f"www.{slug}.localhost")
         await run_jobs(runtime)
-        client = await _client(settings, kc.CITIZENS, f"commune-{slug}")
+        client = await _client(settings, CITIZENS, f"commune-{slug}")
         assert client is not None
         hosts = (f"{slug}.localhost", f"www.{slug}.localhost")
         assert sorted(client["redirectUris"]) == sorted(
@@ -95,12 +96,12 @@ async def test_a_new_commune_gets_login_clients_that_follow_its_domains_and_arch
                 found = await actions.get_commune(session, slug)
                 await actions.set_status(session, found, CommuneStatus.ARCHIVED)
         await run_jobs(runtime)
-        for realm in (kc.CITIZENS, kc.STAFF):
+        for realm in (CITIZENS, STAFF):
             client = await _client(settings, realm, f"commune-{slug}")
             assert client is not None and client["enabled"] is False, f"{realm} client still enabled"
     finally:
         await runtime.stop()
-        for realm in (kc.CITIZENS, kc.STAFF):
+        for realm in (CITIZENS, STAFF):
             client = await _client(settings, realm, f"commune-{slug}")
             if client is not None:
                 async with kc.connected(settings, realm) as admin:

@@ -19,13 +19,10 @@ import csv
 import datetime as dt
 import email.message
 import hashlib
-import hmac
 import json
 import os
 import secrets
 import socket
-import struct
-import time
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -45,19 +42,12 @@ from perron.cli import main
 from perron.config import Settings, load_settings
 from perron.errors import Conflict, Invalid, NotFound
 from perron.identity import keycloak as kc
-from perron.identity.keycloak import (
-    CITIZENS,
-    ITSME_ACR_ADVANCED,
-    ITSME_ACR_BASIC,
-    SANDBOX,
-    STAFF,
-    CommuneLogin,
-    KeycloakRefused,
-    KeycloakUnavailable,
-)
+from perron.identity.keycloak import SANDBOX, CommuneLogin, KeycloakRefused, KeycloakUnavailable
+from perron.identity.oidc import CITIZENS, ITSME_ACR_ADVANCED, ITSME_ACR_BASIC, STAFF
 from perron.tenancy.models import CommuneStatus
 from perron.testing.smtp import SMTPServer, free_port
 from tests.conftest import ROOT, settings_env
+from tests.identity.conftest import totp
 
 pytestmark = pytest.mark.keycloak  # against the real Keycloak: once, in the SQLite pass
 
@@ -183,14 +173,6 @@ class _Headers:
 
     def info(self) -> email.message.Message:
         return self._message
-
-
-def totp(secret: bytes, at: float | None = None) -> str:
-    """RFC 6238 with SHA-1, 6 digits, 30-second steps."""
-    counter = int((time.time() if at is None else at) // 30)
-    digest = hmac.new(secret, struct.pack(">Q", counter), hashlib.sha1).digest()
-    offset = digest[-1] & 0x0F
-    return f"{(struct.unpack('>I', digest[offset : offset + 4])[0] & 0x7FFFFFFF) % 1_000_000:06d}"
 
 
 @dataclass
@@ -345,6 +327,26 @@ async def browser() -> AsyncIterator[Browser]:
     opened = Browser()
     yield opened
     await opened.close()
+
+
+async def _create_user(
+    settings: Settings, realm: str, address: str, first: str, last: str, password: str, **extra: Any
+) -> str:
+    """A user with a verified e-mail address and a password, made by the admin."""
+    async with kc.connected(settings, realm) as admin:
+        user_id: str = await admin.a_create_user(
+            {
+                "username": address,
+                "email": address,
+                "emailVerified": True,
+                "firstName": first,
+                "lastName": last,
+                "enabled": True,
+                "credentials": [{"type": "password", "value": password, "temporary": False}],
+                **extra,
+            }
+        )
+    return user_id
 
 
 async def _forget_citizen(settings: Settings, email: str) -> None:
@@ -789,18 +791,7 @@ async def test_email_and_password_login_carries_no_itsme_claims(
 ) -> None:
     address = "kc-test-citizen@perron.test"
     await _forget_citizen(provisioned, address)
-    async with kc.connected(provisioned, CITIZENS) as admin:
-        await admin.a_create_user(
-            {
-                "username": address,
-                "email": address,
-                "emailVerified": True,
-                "firstName": "Test",
-                "lastName": "Citizen",
-                "enabled": True,
-                "credentials": [{"type": "password", "value": "Correct-horse-42!", "temporary": False}],
-            }
-        )
+    await _create_user(provisioned, CITIZENS, address, "Test", "Citizen", "Correct-horse-42!")
     attempt = await authorize(browser, CITIZENS)
     page = await browser.submit(
         attempt.page, attempt.page.form_with("password"), username=address, password="Correct-horse-42!"
@@ -848,17 +839,7 @@ async def test_staff_without_authenticator_must_set_one_up(provisioned: Settings
     async with kc.connected(provisioned, STAFF) as admin:
         for user in await admin.a_get_users({"email": address, "exact": True}):
             await admin.a_delete_user(user["id"])
-        user_id = await admin.a_create_user(
-            {
-                "username": address,
-                "email": address,
-                "emailVerified": True,
-                "firstName": "Test",
-                "lastName": "Clerk",
-                "enabled": True,
-                "credentials": [{"type": "password", "value": "Correct-horse-4242!", "temporary": False}],
-            }
-        )
+    user_id = await _create_user(provisioned, STAFF, address, "Test", "Clerk", "Correct-horse-4242!")
     try:
         attempt = await authorize(browser, STAFF)
         password_form = attempt.page.form_with("password")
@@ -1045,19 +1026,9 @@ async def test_keycloak_emails_arrive_by_the_platform_smtp_in_the_communes_langu
 
     reader = "kc-test-de@perron.test"
     await _forget_citizen(provisioned, reader)
-    async with kc.connected(provisioned, CITIZENS) as admin:
-        await admin.a_create_user(
-            {
-                "username": reader,
-                "email": reader,
-                "emailVerified": True,
-                "firstName": "Lena",
-                "lastName": "Schmitz",
-                "enabled": True,
-                "attributes": {"locale": ["de"]},
-                "credentials": [{"type": "password", "value": "Correct-horse-42!", "temporary": False}],
-            }
-        )
+    await _create_user(
+        provisioned, CITIZENS, reader, "Lena", "Schmitz", "Correct-horse-42!", attributes={"locale": ["de"]}
+    )
     attempt = await authorize(browser, CITIZENS, ui_locales="de")
     forgot = next(link for link in attempt.page.parsed().links if "login-actions/reset-credentials" in link)
     page = await browser.visit(urljoin(attempt.page.url, forgot.replace("&amp;", "&")))

@@ -8,11 +8,8 @@ see none of this commune's residents and cannot issue them codes.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-import html
 import re
-from collections.abc import AsyncIterator
 from typing import Any
 from uuid import UUID
 
@@ -26,27 +23,9 @@ from perron.identity import residency
 from perron.identity.models import Account, Assurance, ResidencyCode
 from perron.territory import actions as territory
 from perron.testing.harness import Harness, Person, Tenant
+from tests.identity.conftest import text
 
 CODE = re.compile(r'<p class="status">([A-Z2-9]{4}-[A-Z2-9]{4})</p>')
-
-
-def text(response: Any) -> str:
-    """What a person reads on the page (the communes here speak French)."""
-    return html.unescape(response.text)
-
-
-@pytest.fixture
-async def perron(app_and_runtime: tuple[Any, Any]) -> AsyncIterator[Harness]:
-    harness = Harness(*app_and_runtime)
-    yield harness
-    await harness.close()
-    await harness.settle()
-    await asyncio.to_thread(app_and_runtime[1].jobs.join)
-
-
-@pytest.fixture
-async def two_tenants(perron: Harness) -> tuple[Tenant, Tenant]:
-    return await perron.commune("alpha"), await perron.commune("bravo", languages=["fr", "nl"])
 
 
 async def add_street(perron: Harness, tenant: Tenant, names: dict[str, str], postcode: str = "4280") -> UUID:

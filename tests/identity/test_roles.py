@@ -8,7 +8,6 @@ but say so; what they do at Keycloak is tested with the login itself.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -27,20 +26,6 @@ from perron.identity.models import Account, AccountKind, PlatformRole, WebSessio
 from perron.jobs.status import JobRun
 from perron.tenancy import actions as tenancy
 from perron.testing.harness import Harness, Person, Tenant
-
-
-@pytest.fixture
-async def perron(app_and_runtime: tuple[Any, Any]) -> AsyncIterator[Harness]:
-    harness = Harness(*app_and_runtime)
-    yield harness
-    await harness.close()
-    await harness.settle()
-    await asyncio.to_thread(app_and_runtime[1].jobs.join)
-
-
-@pytest.fixture
-async def two_tenants(perron: Harness) -> tuple[Tenant, Tenant]:
-    return await perron.commune("alpha"), await perron.commune("bravo", languages=["fr", "nl"])
 
 
 @asynccontextmanager

@@ -3,35 +3,12 @@ confirmation page; only administrators get there, and the commune never loses it
 
 from __future__ import annotations
 
-import asyncio
-import html
-from collections.abc import AsyncIterator
-from typing import Any
-
-import pytest
 from sqlalchemy import select
 
 from perron.audit import AuditEntry
 from perron.identity.models import Account, AccountKind
 from perron.testing.harness import Harness, Tenant
-
-
-@pytest.fixture
-async def perron(app_and_runtime: tuple[Any, Any]) -> AsyncIterator[Harness]:
-    harness = Harness(*app_and_runtime)
-    yield harness
-    await harness.close()
-    await harness.settle()
-    await asyncio.to_thread(app_and_runtime[1].jobs.join)
-
-
-@pytest.fixture
-async def two_tenants(perron: Harness) -> tuple[Tenant, Tenant]:
-    return await perron.commune("alpha"), await perron.commune("bravo", languages=["fr", "nl"])
-
-
-def text(response: Any) -> str:
-    return html.unescape(response.text)
+from tests.identity.conftest import text
 
 
 async def staff_accounts(perron: Harness, tenant: Tenant) -> dict[str, Account]:

@@ -12,7 +12,6 @@ from perron.identity import keycloak as kc
 from perron.runtime import command_runtime
 from perron.tenancy import actions
 from perron.tenancy.hosts import display_host
-from perron.tenancy.site import load_site
 
 
 @click.group()
@@ -24,20 +23,27 @@ async def commune_logins(settings: Settings) -> list[kc.CommuneLogin]:
     """Every commune of the database, as Keycloak needs to know it."""
     logins: list[kc.CommuneLogin] = []
     async with command_runtime(settings) as runtime:
-        with platform_scope("keycloak: list communes and their domains"):
+        with platform_scope("keycloak: list the communes"):
             async with runtime.database.session() as session:
-                rows = await actions.communes_with_primary_host(session)
-                hosts = {
-                    commune.id: [domain.host for domain in await actions.commune_domains(session, commune.id)]
-                    for commune, _ in rows
-                }
-        for commune, _ in rows:
-            with tenant_scope(commune.id):
+                ids = [commune.id for commune, _ in await actions.communes_with_primary_host(session)]
+        for commune_id in ids:
+            with tenant_scope(commune_id):
                 async with runtime.database.session() as session:
-                    site = await load_site(session, commune.id)
-            if site is not None:
-                logins.append(kc.CommuneLogin.from_site(site, hosts[commune.id]))
+                    login = await kc.commune_login(session, commune_id)
+            if login is not None:
+                logins.append(login)
     return logins
+
+
+async def provision_all(settings: Settings, port: int | None) -> tuple[list[str], list[kc.CommuneLogin]]:
+    """The realms, then the clients of every commune and of the console (``perron keycloak
+    provision`` and ``perron dev``); returns the realms and the communes."""
+    realms = await kc.provision_realms(settings)
+    logins = await commune_logins(settings)
+    for login in logins:
+        await kc.sync_commune_clients(settings, login, port=port)
+    await kc.ensure_console_client(settings, settings.console_host, port)
+    return realms, logins
 
 
 @keycloak.command()
@@ -54,18 +60,15 @@ async def provision(ctx: click.Context, port: int | None, prune: bool) -> None:
     """Create or update the realms, then the clients of every commune and of the console."""
     settings = settings_from(ctx)
     port = port if port is not None else settings.public_port
-    realms = await kc.provision_realms(settings)
+    realms, logins = await provision_all(settings, port)
     out.print(f"Realms up to date: {', '.join(realms)}.")
     if settings.uses_itsme_sandbox:
         people = kc.sandbox_citizens()
         out.print(f"itsme sandbox: {len(people)} fictitious citizens (infra/keycloak/sandbox-citizens.json).")
-    logins = await commune_logins(settings)
     for login in logins:
-        await kc.sync_commune_clients(settings, login, port=port)
         state = "enabled" if login.active else "disabled (archived)"
         hosts = ", ".join(display_host(host) for host in login.hosts)
         out.print(f"Client {login.client_id} {state}: {hosts}")
-    await kc.ensure_console_client(settings, settings.console_host, port)
     out.print(f"Client {kc.CONSOLE_CLIENT}: {display_host(settings.console_host)}")
     if prune:
         for client in await kc.disable_orphan_clients(settings, {login.slug for login in logins}):

@@ -146,14 +146,11 @@ def start_keycloak(settings: Settings) -> None:
 
 
 async def _provision_keycloak(settings: Settings) -> None:
-    from perron.cli.keycloak import commune_logins
+    from perron.cli.keycloak import provision_all
     from perron.identity import keycloak as kc
 
     try:
-        await kc.provision_realms(settings)
-        for login in await commune_logins(settings):
-            await kc.sync_commune_clients(settings, login, port=settings.public_port)
-        await kc.ensure_console_client(settings, settings.console_host, settings.public_port)
+        await provision_all(settings, settings.public_port)
     except kc.KeycloakUnavailable as error:
         fail(f"Keycloak is not answering: {error}")
     out.print(f"  Keycloak: realms and commune clients ready at {settings.keycloak_url}")

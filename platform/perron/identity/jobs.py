@@ -39,6 +39,15 @@ def current_settings() -> Settings | None:
     return _settings[-1] if _settings else None
 
 
+def login_settings(job_name: str) -> Settings | None:
+    """The settings a job talking to Keycloak needs, or None (logged) when login is off."""
+    settings = current_settings()
+    if settings is None or not settings.login_enabled:
+        log.info("identity.job_skipped", job=job_name, reason="login is switched off")
+        return None
+    return settings
+
+
 def login_enabled() -> bool:
     settings = current_settings()
     return settings is not None and settings.login_enabled
@@ -52,22 +61,16 @@ def commune_login_changed(session: AsyncSession, commune_id: UUID) -> None:
 
 @job(SYNC_COMMUNE_JOB, max_retries=12, min_backoff_ms=5_000)
 async def sync_commune(ctx: JobContext) -> None:
-    """Create or update the commune's clients at Keycloak (idempotent: the latest state wins)."""
-    from perron.identity.keycloak import CommuneLogin, KeycloakUnavailable, sync_commune_clients
-    from perron.identity.roles import KeycloakNotReady
-    from perron.tenancy.actions import commune_domains
-    from perron.tenancy.site import load_site
+    """Create or update the commune's clients at Keycloak (idempotent: the latest state wins;
+    Keycloak unreachable is a temporary error: the job is retried)."""
+    from perron.identity.keycloak import commune_login, sync_commune_clients
 
-    settings = current_settings()
-    if settings is None or not settings.login_enabled or ctx.tenant_id is None:
+    settings = login_settings(SYNC_COMMUNE_JOB)
+    if settings is None or ctx.tenant_id is None:
         return
-    site = await load_site(ctx.session, ctx.tenant_id)
-    if site is None:
+    login = await commune_login(ctx.session, ctx.tenant_id)
+    if login is None:
         log.info("identity.sync_commune_gone", commune=str(ctx.tenant_id))
         return
-    hosts = [domain.host for domain in await commune_domains(ctx.session, ctx.tenant_id)]
-    try:
-        await sync_commune_clients(settings, CommuneLogin.from_site(site, hosts), port=settings.public_port)
-    except KeycloakUnavailable as error:
-        raise KeycloakNotReady(str(error)) from error  # retried later, not a dead letter
-    log.info("identity.sync_commune", commune=site.slug)
+    await sync_commune_clients(settings, login, port=settings.public_port)
+    log.info("identity.sync_commune", commune=login.slug)

@@ -23,13 +23,22 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 from keycloak import KeycloakAdmin
 from keycloak.exceptions import KeycloakConnectionError, KeycloakError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from perron.config import ConfigurationError, Settings
 from perron.errors import Conflict, Invalid, NotFound, PerronError
-from perron.identity.oidc import client_secret
+from perron.identity.oidc import (
+    CITIZENS,
+    CLIENT_PREFIX,
+    ITSME,
+    STAFF,
+    client_id_for,
+    client_secret,
+)
 from perron.logging import get_logger
 
 if TYPE_CHECKING:
@@ -37,17 +46,11 @@ if TYPE_CHECKING:
 
 log = get_logger("perron.identity.keycloak")
 
-CITIZENS = "citizens"
-STAFF = "staff"
 SANDBOX = "itsme-sandbox"
 ACCOUNT_REALMS = (CITIZENS, STAFF)
 
-ITSME = "itsme"
-ITSME_ACR_BASIC = "http://itsme.services/v2/claim/acr_basic"
-ITSME_ACR_ADVANCED = "http://itsme.services/v2/claim/acr_advanced"
 BROKER_CLIENT = "perron-broker"
 CONSOLE_CLIENT = "perron-console"
-CLIENT_PREFIX = "commune-"
 CALLBACK_PATH = "/login/callback"
 BACKCHANNEL_PATH = "/_oidc/backchannel-logout"
 LANGUAGES = ("fr", "nl", "de", "en")
@@ -71,6 +74,7 @@ class KeycloakUnavailable(PerronError):
     """Keycloak cannot be reached (refused, timed out, server error): try again later."""
 
     status_code = 503
+    temporary = True
 
 
 class KeycloakRefused(PerronError):
@@ -496,11 +500,23 @@ class CommuneLogin:
 
     @property
     def client_id(self) -> str:
-        return CLIENT_PREFIX + self.slug
+        return client_id_for(self.slug)
 
     def name(self) -> str:
         first = self.languages[0] if self.languages else "fr"
         return self.names.get(first) or next(iter(self.names.values()), self.slug)
+
+
+async def commune_login(session: AsyncSession, commune_id: UUID) -> CommuneLogin | None:
+    """A commune as Keycloak needs to know it, read in the caller's scope (None: gone)."""
+    from perron.tenancy.actions import commune_domains
+    from perron.tenancy.site import load_site
+
+    site = await load_site(session, commune_id)
+    if site is None:
+        return None
+    hosts = [domain.host for domain in await commune_domains(session, commune_id)]
+    return CommuneLogin.from_site(site, hosts)
 
 
 def site_base(settings: Settings, host: str, port: int | None) -> str:

@@ -34,6 +34,7 @@ from perron.identity import actions
 from perron.identity.models import Account, AccountKind, Assurance, LoginAttempt, WebSession
 from perron.identity.oidc import (
     CITIZENS,
+    ITSME,
     ITSME_ACR_ADVANCED,
     STAFF,
     AuthorizationRequest,
@@ -54,7 +55,6 @@ FRESH_LOGIN_SECONDS = 60
 """A step-up asks for a login at most this old (``max_age``, with ``prompt=login``). Not 0:
 Keycloak's broker refuses itsme's answer when ``auth_time + max_age`` is before its own clock,
 in whole seconds, so 0 fails whenever the answer crosses a second boundary on its way."""
-ITSME = "itsme"
 METHODS = ("itsme", "email")
 
 

@@ -45,6 +45,8 @@ LEEWAY_SECONDS = 60
 
 BACKCHANNEL_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 
+ITSME = "itsme"
+"""The alias of the itsme identity provider in the citizens realm."""
 ITSME_ACR_BASIC = "http://itsme.services/v2/claim/acr_basic"
 ITSME_ACR_ADVANCED = "http://itsme.services/v2/claim/acr_advanced"
 
@@ -62,13 +64,16 @@ class IdentityUnavailable(Exception):
     """Keycloak cannot be reached (or answers with a server error)."""
 
 
+CLIENT_PREFIX = "commune-"
+
+
 def client_id_for(slug: str) -> str:
     """Each commune has its own client in each realm."""
-    return f"commune-{slug}"
+    return CLIENT_PREFIX + slug
 
 
 def slug_of_client(client_id: str) -> str | None:
-    return client_id.removeprefix("commune-") if client_id.startswith("commune-") else None
+    return client_id.removeprefix(CLIENT_PREFIX) if client_id.startswith(CLIENT_PREFIX) else None
 
 
 def client_secret(settings: Settings, realm: str, client_id: str) -> str:
@@ -158,13 +163,20 @@ class Provider:
     def _client(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(timeout=self.settings.keycloak_timeout_seconds, transport=self._transport)
 
-    async def _get_json(self, url: str) -> Any:
+    async def _send(self, method: str, url: str, what: str, **options: Any) -> httpx.Response:
+        """One request to Keycloak; unreachable, or a server error, is :class:`IdentityUnavailable`."""
         try:
             async with self._client() as client:
-                response = await client.get(url)
+                response = await client.request(method, url, **options)
         except httpx.HTTPError as error:
-            raise IdentityUnavailable(f"{url}: {error.__class__.__name__}") from error
-        if response.status_code >= 500 or response.status_code == 404:
+            raise IdentityUnavailable(f"{what}: {error.__class__.__name__}") from error
+        if response.status_code >= 500:
+            raise IdentityUnavailable(f"{what}: HTTP {response.status_code}")
+        return response
+
+    async def _get_json(self, url: str) -> Any:
+        response = await self._send("GET", url, url)
+        if response.status_code == 404:
             raise IdentityUnavailable(f"{url}: HTTP {response.status_code}")
         try:
             return response.json()
@@ -211,22 +223,18 @@ class Provider:
         """The token endpoint's answer to the authorization code (client_secret_basic)."""
         metadata = await self.metadata()
         secret = client_secret(self.settings, self.realm, client_id)
-        try:
-            async with self._client() as client:
-                response = await client.post(
-                    metadata["token_endpoint"],
-                    data={
-                        "grant_type": "authorization_code",
-                        "code": code,
-                        "redirect_uri": redirect_uri,
-                        "code_verifier": verifier,
-                    },
-                    auth=(client_id, secret),
-                )
-        except httpx.HTTPError as error:
-            raise IdentityUnavailable(f"token endpoint: {error.__class__.__name__}") from error
-        if response.status_code >= 500:
-            raise IdentityUnavailable(f"token endpoint: HTTP {response.status_code}")
+        response = await self._send(
+            "POST",
+            metadata["token_endpoint"],
+            "token endpoint",
+            data={
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": redirect_uri,
+                "code_verifier": verifier,
+            },
+            auth=(client_id, secret),
+        )
         try:
             body = response.json()
         except ValueError:
@@ -242,15 +250,12 @@ class Provider:
         """The userinfo endpoint's claims about ``subject`` (read at login, never stored: the
         national register number travels only there, not in the ID token Perron keeps)."""
         metadata = await self.metadata()
-        try:
-            async with self._client() as client:
-                response = await client.get(
-                    metadata["userinfo_endpoint"], headers={"Authorization": f"Bearer {access_token}"}
-                )
-        except httpx.HTTPError as error:
-            raise IdentityUnavailable(f"userinfo endpoint: {error.__class__.__name__}") from error
-        if response.status_code >= 500:
-            raise IdentityUnavailable(f"userinfo endpoint: HTTP {response.status_code}")
+        response = await self._send(
+            "GET",
+            metadata["userinfo_endpoint"],
+            "userinfo endpoint",
+            headers={"Authorization": f"Bearer {access_token}"},
+        )
         try:
             claims = response.json()
         except ValueError:

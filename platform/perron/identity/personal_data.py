@@ -239,19 +239,14 @@ async def queue_login_deletion(database: Database, subject: str) -> bool:
 @job(FORGET_LOGIN_JOB, per_tenant=False, max_retries=12, min_backoff_ms=5_000)
 async def forget_citizen_login(ctx: JobContext, *, realm: str, subject: str) -> str:
     """Delete a citizen's Keycloak login once no commune has an account with it."""
-    from perron.identity.jobs import current_settings
-    from perron.identity.roles import KeycloakNotReady
+    from perron.identity.jobs import login_settings
 
-    settings = current_settings()
-    if settings is None or not settings.login_enabled:
-        log.info("identity.job_skipped", job=FORGET_LOGIN_JOB, reason="login is switched off")
+    settings = login_settings(FORGET_LOGIN_JOB)
+    if settings is None:
         return "skipped: login is switched off"
     if await accounts_with_login(ctx.session, subject):
         return "kept: a commune has an account with this login again"
     from perron.identity import keycloak
 
-    try:
-        deleted = await keycloak.delete_user(settings, realm, subject)
-    except keycloak.KeycloakUnavailable as error:
-        raise KeycloakNotReady(str(error)) from error
+    deleted = await keycloak.delete_user(settings, realm, subject)
     return "deleted" if deleted else "already gone"

@@ -32,7 +32,10 @@ from perron.db.scope import CrossTenantAccess, current_scope
 from perron.errors import Conflict, Invalid, NotFound
 from perron.i18n import gettext, lazy
 from perron.identity import actions
+from perron.identity.jobs import login_settings
 from perron.identity.models import Account, AccountKind, PlatformRole, WebSession
+from perron.identity.oidc import STAFF as STAFF_REALM
+from perron.identity.oidc import client_id_for
 from perron.jobs import JobContext, enqueue, job
 from perron.logging import get_logger
 from perron.modules.registry import Registry, registry
@@ -355,21 +358,6 @@ async def remove_staff(session: AsyncSession, account: Account) -> None:
         )
 
 
-class KeycloakNotReady(RuntimeError):
-    """Keycloak could not be reached: the job fails this attempt and is retried later (unlike
-    Perron's own errors, which go straight to the dead letters)."""
-
-
-def _login_settings(what: str) -> Settings | None:
-    from perron.identity.jobs import current_settings
-
-    settings = current_settings()
-    if settings is None or not settings.login_enabled:
-        log.info("identity.job_skipped", job=what, reason="login is switched off")
-        return None
-    return settings
-
-
 def _split_name(name: str) -> tuple[str, str]:
     """``Anne-Marie Van den Berg`` → (``Anne-Marie``, ``Van den Berg``) for Keycloak."""
     first, _, last = name.strip().partition(" ")
@@ -382,7 +370,7 @@ async def create_staff_login(ctx: JobContext, *, account_id: str) -> None:
     (idempotent: a login that already exists for the address is linked instead)."""
     from perron.identity import keycloak
 
-    settings = _login_settings(CREATE_STAFF_LOGIN_JOB)
+    settings = login_settings(CREATE_STAFF_LOGIN_JOB)
     if settings is None:
         return
     account = await ctx.session.scalar(select(Account).where(Account.id == UUID(account_id)))
@@ -393,19 +381,16 @@ async def create_staff_login(ctx: JobContext, *, account_id: str) -> None:
     first, last = _split_name(account.display_name)
     language = account.language if account.language in keycloak.LANGUAGES else "fr"
     try:
-        try:
-            subject = await keycloak.create_staff_user(
-                settings,
-                account.email,
-                first,
-                last,
-                language,
-                client_id=f"{keycloak.CLIENT_PREFIX}{slug}" if slug else None,
-            )
-        except Conflict:
-            subject = await _existing_staff_login(settings, account.email)
-    except keycloak.KeycloakUnavailable as error:
-        raise KeycloakNotReady(str(error)) from error
+        subject = await keycloak.create_staff_user(
+            settings,
+            account.email,
+            first,
+            last,
+            language,
+            client_id=client_id_for(slug) if slug else None,
+        )
+    except Conflict:
+        subject = await _existing_staff_login(settings, account.email)
     taken = await ctx.session.scalar(
         select(Account.id).where(Account.subject == subject, Account.id != account.id)
     )
@@ -426,10 +411,12 @@ async def create_staff_login(ctx: JobContext, *, account_id: str) -> None:
 async def _existing_staff_login(settings: Settings, email: str) -> str:
     from perron.identity import keycloak
 
-    async with keycloak.connected(settings, keycloak.STAFF) as kc:
+    async with keycloak.connected(settings, STAFF_REALM) as kc:
         users = await kc.a_get_users({"email": email, "exact": True})
     if not users:
-        raise KeycloakNotReady(f"Keycloak said {email} exists but did not find it; trying again later")
+        raise keycloak.KeycloakUnavailable(
+            f"Keycloak said {email} exists but did not find it; trying again later"
+        )
     return str(users[0]["id"])
 
 
@@ -438,15 +425,13 @@ async def end_login_sessions(ctx: JobContext, *, realm: str, subject: str) -> No
     """End every Keycloak session of a login (after its account here was closed)."""
     from perron.identity import keycloak
 
-    settings = _login_settings(END_LOGIN_SESSIONS_JOB)
+    settings = login_settings(END_LOGIN_SESSIONS_JOB)
     if settings is None:
         return
     try:
         await keycloak.logout_user(settings, realm, subject)
     except NotFound:
         log.info("identity.login_gone", realm=realm)
-    except keycloak.KeycloakUnavailable as error:
-        raise KeycloakNotReady(str(error)) from error
 
 
 # --- Platform roles ------------------------------------------------------------------------

@@ -277,13 +277,10 @@ class Jobs:
             return
         try:
             await self._execute(database, spec, commune, delivery, arguments)
-        except PerronError as error:
-            # The job refused its input in words: the same input would fail the same way.
-            if not await self._failed(
-                database, spec, commune, delivery, arguments, error, DeadLetterReason.INVALID, final=True
-            ):
-                raise
         except Exception as error:
+            # A job that refused its input in words (a PerronError, not a temporary one) would
+            # fail the same way again: no retry.
+            refused = isinstance(error, PerronError) and not error.temporary
             if not await self._failed(
                 database,
                 spec,
@@ -291,8 +288,8 @@ class Jobs:
                 delivery,
                 arguments,
                 error,
-                DeadLetterReason.EXHAUSTED,
-                final=delivery.final,
+                DeadLetterReason.INVALID if refused else DeadLetterReason.EXHAUSTED,
+                final=refused or delivery.final,
             ):
                 raise
         except asyncio.CancelledError:

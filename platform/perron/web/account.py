@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 from typing import Any
-from urllib.parse import urlencode
 
 from litestar import Request, Response, get, post
 from litestar.datastructures import Cookie
@@ -20,11 +19,11 @@ from perron.errors import Invalid
 from perron.i18n import gettext, language_name, lazy
 from perron.identity import personal_data, residency, roles
 from perron.identity.actions import get_account
-from perron.identity.models import Account, AccountKind
+from perron.identity.models import Account, AccountKind, Assurance
 from perron.identity.residency import CodeOutcome
 from perron.identity.sessions import SESSION_COOKIE
 from perron.modules.registry import registry
-from perron.web.auth import LEVEL_NAMES, require_user
+from perron.web.auth import LEVEL_NAMES, login_link, require_user
 from perron.web.pages import READ_ONLY
 
 SiteRequest = Request[Any, Any, Any]
@@ -137,9 +136,7 @@ async def _residency_page(
         code=code,
         verified=verified,
         is_citizen=account.kind is AccountKind.CITIZEN,
-        itsme_url="/login?" + urlencode({"level": 2, "method": "itsme", "next": "/account/residency"})
-        if login_enabled
-        else None,
+        itsme_url=login_link(Assurance.SUBSTANTIAL, "/account/residency", "itsme") if login_enabled else None,
     )
 
 

@@ -46,7 +46,15 @@ class LoginRequired(PerronError):
         if next_path == "/admin" or next_path.startswith("/admin/"):
             self.login_url = "/login/staff?" + urlencode({"next": next_path})
         else:
-            self.login_url = "/login?" + urlencode({"level": int(level), "next": next_path})
+            self.login_url = login_link(level, next_path)
+
+
+def login_link(level: Assurance, next_path: str, method: str | None = None) -> str:
+    """The citizens' login page for ``level``, coming back to ``next_path``."""
+    params: dict[str, str] = {"level": str(int(level))}
+    if method:
+        params["method"] = method
+    return "/login?" + urlencode(params | {"next": next_path})
 
 
 class Forbidden(PerronError):

@@ -24,8 +24,8 @@ from sqlalchemy import select
 from perron.i18n import gettext
 from perron.identity import login as flow
 from perron.identity.models import Assurance, WebSession
-from perron.identity.oidc import CITIZENS, STAFF, IdentityUnavailable, LoginRefused, client_id_for
-from perron.identity.sessions import SESSION_COOKIE, SESSION_LIFETIME, close_session, token_key
+from perron.identity.oidc import CITIZENS, ITSME, STAFF, IdentityUnavailable, LoginRefused, client_id_for
+from perron.identity.sessions import SESSION_COOKIE, SESSION_LIFETIME, token_key
 from perron.logging import get_logger
 from perron.web.auth import current_user, session_token
 
@@ -130,7 +130,7 @@ async def login(request: SiteRequest) -> Response[bytes] | Redirect:
     if isinstance(next_path, Response):
         return next_path
     raw_level = request.query_params.get("level", str(int(Assurance.LOW)))
-    method = request.query_params.get("method", flow.ITSME)
+    method = request.query_params.get("method", ITSME)
     if not raw_level.isdigit() or int(raw_level) not in range(4) or method not in flow.METHODS:
         return _refused(request, LoginRefused("bad_request", f"level={raw_level!r} method={method!r}"))
     level = max(Assurance(int(raw_level)), Assurance.LOW)
@@ -226,7 +226,8 @@ async def logout(request: SiteRequest) -> Redirect:
     if token:
         async with runtime.database.transaction() as session:
             ended = await session.scalar(select(WebSession).where(WebSession.id == token_key(token)))
-            await close_session(session, token)
+            if ended is not None:
+                await session.delete(ended)
     clear = [_cookie(request, SESSION_COOKIE, "", path="/", max_age=0)]
     home = str(request.base_url).rstrip("/") + "/"
     if ended is not None and ended.realm and ended.id_token and runtime.settings.login_enabled:
@@ -246,13 +247,6 @@ async def logout(request: SiteRequest) -> Redirect:
                 query = urlencode({key: value for key, value in params.items() if value})
                 return Redirect(f"{endpoint}?{query}", status_code=303, cookies=clear)
     return Redirect("/", status_code=303, cookies=clear)
-
-
-def login_link(level: Assurance = Assurance.LOW, next_path: str = "/", method: str | None = None) -> str:
-    params: dict[str, str] = {"level": str(int(level)), "next": next_path}
-    if method:
-        params["method"] = method
-    return "/login?" + urlencode(params)
 
 
 def describe(reason: str) -> str:

@@ -163,15 +163,18 @@ def _roles_text(names: Sequence[str], catalogue: Sequence[roles.RoleInfo]) -> st
 # --- Staff ---------------------------------------------------------------------------------
 
 
-async def _staff_account(session: AsyncSession, account_id: UUID) -> Account:
+async def _open_account(session: AsyncSession, account_id: UUID, kind: AccountKind) -> Account:
+    """An open account of this commune, of ``kind``; anything else is a missing page."""
     account = await session.scalar(
-        select(Account).where(
-            Account.id == account_id, Account.kind == AccountKind.STAFF, Account.disabled.is_(False)
-        )
+        select(Account).where(Account.id == account_id, Account.kind == kind, Account.disabled.is_(False))
     )
     if account is None:
         raise NotFoundException()
     return account
+
+
+async def _staff_account(session: AsyncSession, account_id: UUID) -> Account:
+    return await _open_account(session, account_id, AccountKind.STAFF)
 
 
 def _staff_roles(site: TenantSite) -> list[roles.RoleInfo]:
@@ -403,14 +406,7 @@ async def staff_remove(request: SiteRequest, account_id: FromPath[UUID]) -> Resp
 
 
 async def _resident(session: AsyncSession, account_id: UUID) -> Account:
-    account = await session.scalar(
-        select(Account).where(
-            Account.id == account_id, Account.kind == AccountKind.CITIZEN, Account.disabled.is_(False)
-        )
-    )
-    if account is None:
-        raise NotFoundException()
-    return account
+    return await _open_account(session, account_id, AccountKind.CITIZEN)
 
 
 async def _street_options(session: AsyncSession, site: TenantSite, language: str) -> list[tuple[str, str]]:
