@@ -31,6 +31,11 @@ class NotFound(PerronError):
 
 
 class Conflict(PerronError):
-    """The input is well formed but collides with what exists (a taken slug or domain)."""
+    """The input is well formed but collides with what exists (a taken slug or domain);
+    ``field``, when given, names the form field it concerns."""
 
     status_code = 409
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field

@@ -2,6 +2,13 @@
 
 from perron.audit import AuditEntry, PlatformAuditEntry
 from perron.cache import CacheInvalidation
+from perron.console.models import (
+    BulkOnboarding,
+    ConsoleLoginAttempt,
+    ConsoleSession,
+    IntercommunaleModule,
+    Onboarding,
+)
 from perron.db.base import Base
 from perron.identity.models import Account, WebSession
 from perron.jobs.deadletters import DeadLetter
@@ -35,19 +42,24 @@ __all__ = [
     "AuditEntry",
     "Base",
     "Branding",
+    "BulkOnboarding",
     "CacheInvalidation",
     "Commune",
     "CommuneSettings",
+    "ConsoleLoginAttempt",
+    "ConsoleSession",
     "DeadLetter",
     "Delivery",
     "Domain",
     "Intercommunale",
+    "IntercommunaleModule",
     "IntercommunaleSettings",
     "JobRun",
     "ModuleActivation",
     "Neighbourhood",
     "NeighbourhoodStreet",
     "Notification",
+    "Onboarding",
     "OutboxMessage",
     "OutgoingEmail",
     "PlatformAuditEntry",

@@ -215,7 +215,7 @@ async def set_roles(
 # --- Staff ---------------------------------------------------------------------------------
 
 
-def _check_email(email: str) -> str:
+def check_email(email: str) -> str:
     address = (email or "").strip().lower()
     local, at, domain = address.rpartition("@")
     if not at or not local or "." not in domain or any(c.isspace() for c in address) or len(address) > 254:
@@ -255,7 +255,7 @@ async def check_invitation(
 ) -> Invitation:
     """Check an invitation without making it; raises ``Invalid`` as :func:`invite_staff` would."""
     ensure_tenant(commune_id)
-    address = _check_email(email)
+    address = check_email(email)
     name = " ".join((display_name or "").split())
     if not name:
         raise Invalid("display_name", gettext("Write the person's first and last name."))
@@ -447,7 +447,7 @@ async def _grant(
     session: AsyncSession, role: str, email: str, display_name: str, intercommunale_id: UUID | None
 ) -> PlatformRole:
     _require_platform_scope()
-    address = _check_email(email)
+    address = check_email(email)
     name = " ".join((display_name or "").split())
     if not name:
         raise Invalid("display_name", gettext("Write the person's first and last name."))

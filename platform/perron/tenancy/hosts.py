@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import idna
 
+from perron.i18n import gettext
+
 MAX_HOST_LENGTH = 253
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _PORT = re.compile(r"^[0-9]{1,5}$")
@@ -62,34 +64,51 @@ def normalize_host(raw: str) -> str:
     if _PLAIN_HOST.match(host) and "xn--" not in host and len(host) <= MAX_HOST_LENGTH:
         return host  # the common case: already canonical, no IDNA work needed
     if not host:
-        raise InvalidHost("the host name is empty")
+        raise InvalidHost(gettext("the host name is empty"))
     if any(character.isspace() for character in host) or "/" in host or "@" in host:
-        raise InvalidHost(f"{raw!r} is not a host name (it holds spaces, '/' or '@')")
+        raise InvalidHost(
+            gettext("%(value)s is not a host name (it holds spaces, '/' or '@')") % {"value": repr(raw)}
+        )
     if _is_ip(host):
         return host.lower()
     try:
         ascii_host = idna.encode(host, uts46=True).decode("ascii")
     except idna.IDNAError as error:
-        raise InvalidHost(f"{raw!r} is not a valid host name ({error})") from None
+        raise InvalidHost(
+            gettext("%(value)s is not a valid host name (%(error)s)") % {"value": repr(raw), "error": error}
+        ) from None
     except UnicodeError:
-        raise InvalidHost(f"{raw!r} is not a valid host name") from None
+        raise InvalidHost(gettext("%(value)s is not a valid host name") % {"value": repr(raw)}) from None
     if len(ascii_host) > MAX_HOST_LENGTH:
-        raise InvalidHost(f"{raw!r} is longer than {MAX_HOST_LENGTH} characters")
+        raise InvalidHost(
+            gettext("%(value)s is longer than %(count)d characters")
+            % {"value": repr(raw), "count": MAX_HOST_LENGTH}
+        )
     for label in ascii_host.split("."):
         if not _LABEL.match(label):
-            raise InvalidHost(f"{raw!r} has an invalid part {label!r}: use letters, digits and inner hyphens")
+            raise InvalidHost(
+                gettext("%(value)s has an invalid part %(part)s: use letters, digits and inner hyphens")
+                % {"value": repr(raw), "part": repr(label)}
+            )
     return ascii_host
 
 
 def validate_site_domain(raw: str) -> str:
     """Normalise a domain an administrator wants a commune's site to answer on."""
     if ":" in raw or "://" in raw:
-        raise InvalidHost(f"{raw!r}: write the domain alone, without http:// or a port, such as 'hannut.be'")
+        raise InvalidHost(
+            gettext("%(value)s: write the domain alone, without http:// or a port, such as 'hannut.be'")
+            % {"value": repr(raw)}
+        )
     host = normalize_host(raw)
     if _is_ip(host):
-        raise InvalidHost(f"{raw!r} is an IP address; a commune's site needs a domain name")
+        raise InvalidHost(
+            gettext("%(value)s is an IP address; a commune's site needs a domain name") % {"value": repr(raw)}
+        )
     if "." not in host:
-        raise InvalidHost(f"{raw!r} needs at least two parts, such as 'hannut.be'")
+        raise InvalidHost(
+            gettext("%(value)s needs at least two parts, such as 'hannut.be'") % {"value": repr(raw)}
+        )
     return host
 
 

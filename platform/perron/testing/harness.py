@@ -44,6 +44,15 @@ class Tenant:
 
 
 @dataclass(frozen=True)
+class ConsolePerson:
+    """Someone logged in to the platform console (``token`` is the cookie)."""
+
+    email: str
+    token: str
+    subject: str
+
+
+@dataclass(frozen=True)
 class Person:
     """Someone with an account in a commune and a login session (``token`` is the cookie)."""
 
@@ -75,8 +84,9 @@ class Harness:
         languages: Iterable[str] = ("fr",),
         names: Mapping[str, str] | None = None,
         status: CommuneStatus = CommuneStatus.ACTIVE,
+        intercommunale: str | None = None,
     ) -> Tenant:
-        """A commune answering at ``<slug>.test``."""
+        """A commune answering at ``<slug>.test`` (a member of ``intercommunale`` if given)."""
         codes = list(languages)
         host = f"{slug}.test"
         with no_scope(), platform_scope("test: create a commune"), acting_as(SYSTEM):
@@ -89,6 +99,7 @@ class Harness:
                     languages=codes,
                     domains=[host],
                     console_host=self.runtime.settings.console_host,
+                    intercommunale=intercommunale,
                     status=CommuneStatus.ACTIVE if status is not CommuneStatus.PROVISIONING else status,
                 )
                 if status in (CommuneStatus.SUSPENDED, CommuneStatus.ARCHIVED):
@@ -162,6 +173,66 @@ class Harness:
     async def staff(self, tenant: Tenant, *, roles: Iterable[str] = ("admin",), **options: Any) -> Person:
         options.setdefault("resident", False)
         return await self.person(tenant, kind=AccountKind.STAFF, roles=roles, **options)
+
+    async def console_person(
+        self,
+        *,
+        operator: bool = False,
+        intercommunales: Iterable[str] = (),
+        email: str | None = None,
+        name: str | None = None,
+        language: str = "fr",
+    ) -> ConsolePerson:
+        """Someone logged in to the console: an operator, and/or the administrator of the
+        intercommunales named by slug."""
+        from perron.console.auth import open_console_session
+        from perron.identity.models import PlatformRole
+        from perron.identity.roles import INTERCOMMUNALE_ADMIN, OPERATOR
+
+        number = next(self._nis)
+        address = email or f"console-{number}@perron.test"
+        subject = f"test-subject-{number}"
+        with no_scope(), platform_scope("test: a console person"), acting_as(SYSTEM):
+            async with self.database.transaction() as session:
+                if operator:
+                    session.add(
+                        PlatformRole(
+                            role=OPERATOR, email=address, subject=subject, display_name=name or address
+                        )
+                    )
+                for slug in intercommunales:
+                    body = await actions.get_intercommunale(session, slug)
+                    session.add(
+                        PlatformRole(
+                            role=INTERCOMMUNALE_ADMIN,
+                            intercommunale_id=body.id,
+                            email=address,
+                            subject=subject,
+                            display_name=name or address,
+                        )
+                    )
+                token = open_console_session(
+                    session, email=address, subject=subject, display_name=name or address, language=language
+                )
+        return ConsolePerson(address, token, subject)
+
+    def console_client(self, person: ConsolePerson | None = None, **options: Any) -> httpx.AsyncClient:
+        """An HTTP client of the platform console (as ``person`` if given)."""
+        from perron.console.auth import CONSOLE_COOKIE
+
+        host = self.runtime.settings.console_host
+        client = self.client(host, **options)
+        if person is not None:
+            client.cookies.set(CONSOLE_COOKIE, person.token, domain=host)
+        return client
+
+    async def intercommunale(self, slug: str, *, names: Mapping[str, str] | None = None) -> None:
+        """An intercommunale (``bep``, ``idelux``...)."""
+        with no_scope(), platform_scope("test: create an intercommunale"), acting_as(SYSTEM):
+            async with self.database.transaction() as session:
+                await actions.create_intercommunale(
+                    session, slug=slug, names=dict(names or {"fr": slug.upper()})
+                )
 
     def client(
         self, tenant: Tenant | str, *, person: Person | None = None, **options: Any

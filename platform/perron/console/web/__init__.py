@@ -1,0 +1,7 @@
+"""The console's pages (Litestar route handlers), gathered in :data:`ROUTES`."""
+
+from perron.console.web import bulk, login, mutualisation, onboarding, pages
+
+ROUTES = [*login.ROUTES, *pages.ROUTES, *onboarding.ROUTES, *bulk.ROUTES, *mutualisation.ROUTES]
+
+__all__ = ["ROUTES"]
