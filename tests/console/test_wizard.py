@@ -55,7 +55,11 @@ async def fill_wizard(perron: Harness, client, draft: str, **overrides: dict) ->
             "tagline.fr": "Commune de caractère",
         },
         "modules": {"module.news": "on", "news.items_on_home": "5"},
-        "admins": {"admin1.name": "Gaëlle Gesves", "admin1.email": "gaelle@gesves.test", "admin1.language": "fr"},
+        "admins": {
+            "admin1.name": "Gaëlle Gesves",
+            "admin1.email": "gaelle@gesves.test",
+            "admin1.language": "fr",
+        },
     }
     for step, data in steps.items():
         data = overrides.get(step, data)
@@ -74,7 +78,9 @@ async def test_an_intercommunale_admin_onboards_a_commune_whose_site_then_answer
     assert review.status_code == 200
     for expected in ("Gesves", "92054", "gesves.test, www.gesves.test", "Gaëlle Gesves"):
         assert expected in text(review)
-    launched = await submit(perron, client, f"/onboardings/{draft}/step/review", f"/onboardings/{draft}/launch", {})
+    launched = await submit(
+        perron, client, f"/onboardings/{draft}/step/review", f"/onboardings/{draft}/launch", {}
+    )
     assert launched.status_code == 303 and launched.headers["location"] == f"/onboardings/{draft}"
     waiting = await client.get(f"/onboardings/{draft}")
     assert waiting.status_code == 200 and "data-progress-url" in waiting.text
@@ -91,7 +97,11 @@ async def test_an_intercommunale_admin_onboards_a_commune_whose_site_then_answer
             assert commune.names == {"fr": "Gesves", "nl": "Gesves"} and commune.languages == ["fr", "nl"]
             hosts = set(await session.scalars(select(Domain.host).where(Domain.commune_id == commune.id)))
             assert hosts == {"gesves.test", "www.gesves.test"}
-            modules = set(await session.scalars(select(ModuleActivation.module).where(ModuleActivation.tenant_id == commune.id)))
+            modules = set(
+                await session.scalars(
+                    select(ModuleActivation.module).where(ModuleActivation.tenant_id == commune.id)
+                )
+            )
             assert modules == {"news"}
             admin = await session.scalar(select(Account).where(Account.tenant_id == commune.id))
             assert admin is not None and admin.kind is AccountKind.STAFF and admin.roles == ["admin"]
@@ -130,7 +140,9 @@ async def test_another_intercommunales_admin_sees_nothing_of_the_onboarding(
     for page in ("/", "/communes", "/onboardings", "/intercommunales"):
         seen = text(await idelux.get(page))
         assert "Gesves" not in seen and "Ciney" not in seen and "BEP" not in seen, page
-    assert "Arlon" in text(await idelux.get("/communes")) and "Idelux" in text(await idelux.get("/intercommunales"))
+    assert "Arlon" in text(await idelux.get("/communes")) and "Idelux" in text(
+        await idelux.get("/intercommunales")
+    )
     assert "Gesves" in text(await bep.get("/communes")) and "Arlon" not in text(await bep.get("/communes"))
     operator = console(perron, bodies.operator)
     everything = text(await operator.get("/communes"))
@@ -179,7 +191,9 @@ async def test_each_step_refuses_what_it_cannot_use_and_keeps_nothing_of_it(
         page, data={"_csrf_token": token}, files={"logo": ("logo.svg", svg, "image/svg+xml")}
     )
     assert response.status_code == 400 and "SVG" in text(response)
-    response = await client.post(page, data={"_csrf_token": token}, files={"logo": ("logo.png", png(), "image/png")})
+    response = await client.post(
+        page, data={"_csrf_token": token}, files={"logo": ("logo.png", png(), "image/png")}
+    )
     assert response.status_code == 303
     assert "logo.png" in text(await client.get(page))
 
@@ -211,11 +225,17 @@ async def test_a_commune_taken_meanwhile_is_refused_at_launch(perron: Harness, b
     first, second = await start(perron, client), await start(perron, client)
     await fill_wizard(perron, client, first)
     await fill_wizard(perron, client, second)
-    assert (await submit(perron, client, f"/onboardings/{first}/step/review", f"/onboardings/{first}/launch", {})).status_code == 303
-    refused = await submit(perron, client, f"/onboardings/{second}/step/review", f"/onboardings/{second}/launch", {})
+    assert (
+        await submit(perron, client, f"/onboardings/{first}/step/review", f"/onboardings/{first}/launch", {})
+    ).status_code == 303
+    refused = await submit(
+        perron, client, f"/onboardings/{second}/step/review", f"/onboardings/{second}/launch", {}
+    )
     # Refused whether the first one is still being provisioned or already done.
     assert refused.status_code == 409, text(refused)
     assert "under way" in text(refused) or "already has the short name" in text(refused)
     await perron.run_jobs()
-    refused = await submit(perron, client, f"/onboardings/{second}/step/review", f"/onboardings/{second}/launch", {})
+    refused = await submit(
+        perron, client, f"/onboardings/{second}/step/review", f"/onboardings/{second}/launch", {}
+    )
     assert refused.status_code == 409 and "gesves" in text(refused).lower()

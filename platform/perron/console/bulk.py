@@ -141,6 +141,8 @@ def spec_of(line: Line, intercommunale: str | None, modules: dict[str, dict[str,
     spec |= flow.check_commune_step(form)
     spec |= flow.check_addresses_step({"primary_domain": values.get("domain", "")})
     email = values.get("admin_email", "")
+    if not email:
+        raise Invalid("admin1.email", gettext("The administrator's e-mail address is empty."))
     spec |= flow.check_admins_step(
         {
             "admin1.email": email,

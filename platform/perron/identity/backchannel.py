@@ -17,6 +17,7 @@ from sqlalchemy import delete, select
 
 from perron.db.scope import platform_scope, tenant_scope
 from perron.errors import NotFound
+from perron.identity.keycloak import CONSOLE_CLIENT
 from perron.identity.models import Account, WebSession
 from perron.identity.oidc import LoginRefused, slug_of_client, unverified_claims
 from perron.logging import get_logger
@@ -47,6 +48,8 @@ async def handle(runtime: Any, body: bytes) -> tuple[int, dict[str, str]]:
         )
         return 400, {"error": "invalid_request"}
     audience = claims["aud"] if isinstance(claims["aud"], str) else claims["aud"][0]
+    if audience == CONSOLE_CLIENT:
+        return await _console_logout(runtime, claims)
     slug = slug_of_client(audience)
     try:
         if slug is None:
@@ -68,4 +71,16 @@ async def handle(runtime: Any, body: bytes) -> tuple[int, dict[str, str]]:
             result = await session.execute(query)
     ended = getattr(result, "rowcount", 0)
     log.info("logout.backchannel", commune=slug, realm=provider.realm, sessions=ended)
+    return 200, {}
+
+
+async def _console_logout(runtime: Any, claims: dict[str, Any]) -> tuple[int, dict[str, str]]:
+    """The login ended at Keycloak: end the console sessions it opened."""
+    from perron.console.auth import end_sessions_of
+
+    with platform_scope("end console sessions on a back-channel logout"):
+        async with runtime.database.transaction() as session:
+            sid, subject = str(claims.get("sid") or ""), str(claims.get("sub") or "")
+            ended = await end_sessions_of(session, sid=sid or None, subject=subject or None)
+    log.info("logout.backchannel", console=True, sessions=ended)
     return 200, {}

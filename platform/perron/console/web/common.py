@@ -80,7 +80,7 @@ def navigation(user: ConsoleUser | None, path: str) -> list[dict[str, Any]]:
 
 def console_page(
     request: ConsoleRequest, template: str, *, status_code: int = 200, **context: Any
-) -> ASGIResponse:
+) -> Response[bytes]:
     user = console_user(request)
     path = request.scope["path"]
     language = language_of(request)

@@ -116,6 +116,7 @@ async def _settings_page(
         module=manifest,
         module_title=manifest.title(language),
         fields=fields,
+        labels={field.name: field.label for field in fields},
         allowed=allowed,
         errors=errors or {},
         preview=preview,

@@ -9,6 +9,7 @@ while the job runs (without the script, a button reloads the page).
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from typing import Any
 from uuid import UUID
 
@@ -35,6 +36,7 @@ from perron.console.web.common import (
     require_console_user,
     runtime_of,
 )
+from perron.db.base import utcnow
 from perron.errors import Invalid, NotFound, PerronError
 from perron.i18n import gettext
 from perron.jobs.status import status as job_status_of
@@ -398,6 +400,10 @@ async def preview_css(request: ConsoleRequest, onboarding_id: FromPath[str]) -> 
 # Progress ---------------------------------------------------------------------------------
 
 
+STALE_AFTER = dt.timedelta(minutes=10)
+"""A provisioning that reported nothing for this long is offered to be run again."""
+
+
 def explain_wait(error: str | None) -> str:
     """Why a provisioning step waits, in words for the person watching it."""
     text = error or ""
@@ -440,10 +446,14 @@ async def progress_context(session: AsyncSession, item: Onboarding, language: st
         else:
             row_state = "pending"
         rows.append({"name": step.name, "title": gettext(step.title), "state": row_state})
+    # A job whose process ended without a word (killed, the machine restarted, an in-memory
+    # queue lost) stays "running" or "queued": after a while the person may start it again.
+    stale = state in ("running", "queued") and run is not None and run.updated_at < utcnow() - STALE_AFTER
     return {
         "item": item,
         "run": run,
         "state": state,
+        "stale": stale,
         "finished": state in ("done", "failed"),
         "percent": 100 if state == "done" else (done * 100 // len(steps) if steps else 0),
         "rows": rows,

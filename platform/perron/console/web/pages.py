@@ -119,7 +119,12 @@ async def communes(request: ConsoleRequest) -> Response[bytes]:
 
 
 async def _commune_page(
-    request: ConsoleRequest, slug: str, *, errors: dict[str, str] | None = None, done: str | None = None
+    request: ConsoleRequest,
+    slug: str,
+    *,
+    errors: dict[str, str] | None = None,
+    done: str | None = None,
+    status: int = 400,
 ) -> Response[bytes]:
     user = require_console_user(request)
     language = language_of(request)
@@ -150,7 +155,7 @@ async def _commune_page(
     return console_page(
         request,
         "perron/console/commune.html",
-        status_code=400 if errors else 200,
+        status_code=status if errors else 200,
         commune=commune,
         name=commune.name(language),
         url=_site_url(request, primary),
@@ -204,7 +209,7 @@ async def lifecycle(
     except NotFound:
         raise
     except PerronError as error:
-        return await _commune_page(request, slug, errors=errors_of(error, verb))
+        return await _commune_page(request, slug, errors=errors_of(error, verb), status=error.status_code)
     return Redirect(f"/communes/{slug}?done={verb}", status_code=303)
 
 
