@@ -19,6 +19,7 @@ from perron import mail, signals
 from perron import models as _models
 from perron.cache import Invalidation, InvalidationService, hub
 from perron.config import Settings
+from perron.console import invitations as _invitations  # noqa: F401  (its job)
 from perron.console import provisioning as _provisioning  # noqa: F401  (its job)
 from perron.db.engine import Database
 from perron.db.migrate import missing_heads, sync_url

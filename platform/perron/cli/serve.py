@@ -12,11 +12,13 @@ from urllib.parse import urlsplit
 
 import click
 import uvicorn
+from sqlalchemy import select
 
 from perron.cli.common import fail, out, run_async, settings_from
 from perron.cli.tenants import apply_folder, print_reports
 from perron.config import Settings
 from perron.db import migrate
+from perron.db.scope import platform_scope
 from perron.runtime import Runtime, command_runtime
 from perron.tenancy import actions
 from perron.tenancy.hosts import display_host
@@ -96,6 +98,7 @@ def dev(ctx: click.Context, host: str, port: int, reload: bool) -> None:
             settings = _mail_to_folder(settings)
         start_keycloak(settings)
         asyncio.run(_provision_keycloak(settings))
+        asyncio.run(_demo_console_logins(settings))
     else:
         out.print("Login is switched off (PERRON_LOGIN_ENABLED=false): nobody can log in.")
     suffix = "" if shown_port in (80, 443) else f":{shown_port}"
@@ -158,6 +161,42 @@ async def _provision_keycloak(settings: Settings) -> None:
         out.print("  itsme sandbox citizens (user name / password; level 2 asks a TOTP code):")
         for person in kc.sandbox_citizens():
             out.print(f"    {person.get('username')} / {person.get('password')}  {person.get('_note', '')}")
+
+
+DEMO_CONSOLE = (
+    ("operator@perron.localhost", "Olga", "Operator", None),
+    ("bep@perron.localhost", "Bastien", "BEP", "bep"),
+)
+DEMO_PASSWORD = "Perron-demo-2026"  # noqa: S105 - development logins, printed by `perron dev`
+
+
+async def _demo_console_logins(settings: Settings) -> None:
+    """Development: an operator and BEP's administrator, to try the console at once."""
+    from perron.identity import keycloak as kc
+    from perron.identity import roles
+    from perron.identity.models import PlatformRole
+
+    if settings.env != "development":
+        return
+    async with command_runtime(settings) as runtime:
+        with platform_scope("perron dev: demo console logins"):
+            async with runtime.database.transaction() as session:
+                for email, first, last, body in DEMO_CONSOLE:
+                    held = await session.scalar(select(PlatformRole.id).where(PlatformRole.email == email))
+                    if held is not None:
+                        continue
+                    if body is None:
+                        await roles.grant_operator(session, email, f"{first} {last}")
+                    else:
+                        found = await actions.get_intercommunale(session, body)
+                        await roles.grant_intercommunale_admin(session, found.id, email, f"{first} {last}")
+    for email, first, last, _ in DEMO_CONSOLE:
+        await kc.ensure_demo_staff_user(settings, email, first, last, DEMO_PASSWORD)
+    out.print("  console logins (password; a one-time code is set up at the first login):")
+    for email, _, _, body in DEMO_CONSOLE:
+        out.print(
+            f"    {email} / {DEMO_PASSWORD}  ({'operator' if body is None else 'administrator of ' + body})"
+        )
 
 
 async def _open_sites(settings: Settings) -> list[tuple[str, str]]:

@@ -792,6 +792,30 @@ def _check_email(email: str) -> str:
     return address
 
 
+async def ensure_demo_staff_user(settings: Settings, email: str, first: str, last: str, password: str) -> str:
+    """A staff login with a known password (development only: ``perron dev`` shows it), which
+    sets up its one-time code at the first login like every staff login."""
+    if settings.env == "production":
+        raise Invalid("env", "demo logins are never made in production")
+    async with connected(settings, STAFF) as kc:
+        found = await kc.a_get_users({"email": email, "exact": True})
+        if found:
+            return str(found[0]["id"])
+        user_id: str = await kc.a_create_user(
+            {
+                "username": email,
+                "email": email,
+                "emailVerified": True,
+                "firstName": first,
+                "lastName": last,
+                "enabled": True,
+                "requiredActions": ["CONFIGURE_TOTP"],
+                "credentials": [{"type": "password", "value": password, "temporary": False}],
+            }
+        )
+    return user_id
+
+
 async def find_user(settings: Settings, realm: str, user_id: str) -> dict[str, Any] | None:
     """Keycloak's view of an account (a UserRepresentation), or None when it does not exist."""
     _check_account(realm, user_id)

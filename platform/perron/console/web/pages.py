@@ -13,7 +13,7 @@ from litestar.response import Redirect
 from sqlalchemy import func, select
 
 from perron import __version__
-from perron.console import access
+from perron.console import access, invitations
 from perron.console.health import health_of
 from perron.console.models import Onboarding
 from perron.console.web.common import (
@@ -328,8 +328,12 @@ async def admin_add(request: ConsoleRequest, slug: FromPath[str]) -> Response[by
     try:
         async with runtime_of(request).database.transaction() as session:
             body = await access.intercommunale_for(session, user, slug)
-            await roles.grant_intercommunale_admin(
-                session, body.id, str(form.get("email", "")), str(form.get("display_name", ""))
+            await invitations.give_intercommunale_admin(
+                session,
+                body.id,
+                str(form.get("email", "")),
+                str(form.get("display_name", "")),
+                language_of(request),
             )
     except NotFound:
         raise
@@ -392,7 +396,9 @@ async def operator_add(request: ConsoleRequest) -> Response[bytes] | Redirect:
     form = await form_of(request)
     try:
         async with runtime_of(request).database.transaction() as session:
-            await roles.grant_operator(session, str(form.get("email", "")), str(form.get("display_name", "")))
+            await invitations.give_operator(
+                session, str(form.get("email", "")), str(form.get("display_name", "")), language_of(request)
+            )
     except PerronError as error:
         return await _operators_page(request, errors=errors_of(error, "email"), submitted=form)
     return Redirect("/operators?done=added", status_code=303)
