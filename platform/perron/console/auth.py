@@ -170,7 +170,7 @@ async def finish_login(
         email=email,
         subject=subject,
         display_name=name,
-        language=locale if locale in LANGUAGES else "fr",
+        language=locale if locale in LANGUAGES else "",
         oidc_sid=str(claims.get("sid") or "")[:64] or None,
         id_token=seal_id_token(settings, tokens["id_token"]),
     )
@@ -202,7 +202,7 @@ def open_console_session(
     email: str,
     subject: str,
     display_name: str,
-    language: str = "fr",
+    language: str = "",
     oidc_sid: str | None = None,
     id_token: str | None = None,
     lifetime: dt.timedelta = CONSOLE_SESSION_LIFETIME,

@@ -43,7 +43,9 @@ def upgrade() -> None:
         sa.Column("email", sa.String(length=254), nullable=False),
         sa.Column("subject", sa.String(length=255), nullable=False, comment="staff realm user id"),
         sa.Column("display_name", sa.String(length=200), nullable=False),
-        sa.Column("language", sa.String(length=8), nullable=False),
+        sa.Column(
+            "language", sa.String(length=8), nullable=False, comment="their account's, if Keycloak knows it"
+        ),
         sa.Column("oidc_sid", sa.String(length=64), nullable=True),
         sa.Column("id_token", sa.Text(), nullable=True, comment="sealed, for RP-initiated logout"),
         sa.Column("created_at", advanced_alchemy.types.DateTimeUTC(timezone=True), nullable=False),
