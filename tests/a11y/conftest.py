@@ -34,7 +34,11 @@ from tests.conftest import CONSOLE_HOST, ROOT
 
 CHROMIUM = Path("/usr/bin/chromium")
 AXE = ROOT / "infra" / "a11y" / "node_modules" / "axe-core" / "axe.min.js"
-CHROMIUM_ARGS = ["--no-sandbox", "--host-resolver-rules=MAP *.localhost 127.0.0.1", "--disable-gpu"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--host-resolver-rules=MAP *.localhost 127.0.0.1, MAP console.test 127.0.0.1",
+    "--disable-gpu",
+]
 
 
 @dataclass

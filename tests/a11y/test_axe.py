@@ -153,12 +153,17 @@ async def _check_page(
 async def _crawl(browser: Any, port: int, commune: DemoCommune, language: str, staff: bool) -> Crawl:
     crawl = Crawl(commune.slug, language, "staff admin" if staff else "visitor")
     origin = f"http://{commune.host}:{port}"
+    cookies = [{"name": "perron_session", "value": commune.staff_token, "url": origin + "/"}] if staff else []
+    return await _walk(browser, crawl, origin, language, cookies, ["/"])
+
+
+async def _walk(
+    browser: Any, crawl: Crawl, origin: str, language: str, cookies: list[dict[str, str]], start: list[str]
+) -> Crawl:
+    """Check every page reachable by links from ``start``, breadth first."""
     context = await browser.new_context(viewport=DESKTOP, locale=language)
     await context.add_init_script(path=str(AXE))
-    cookies = [{"name": "perron_lang", "value": language, "url": origin + "/"}]
-    if staff:
-        cookies.append({"name": "perron_session", "value": commune.staff_token, "url": origin + "/"})
-    await context.add_cookies(cookies)
+    await context.add_cookies([{"name": "perron_lang", "value": language, "url": origin + "/"}, *cookies])
     page = await context.new_page()
     csp_refusals: list[str] = []
     page.on(
@@ -169,8 +174,8 @@ async def _crawl(browser: Any, port: int, commune: DemoCommune, language: str, s
             else None
         ),
     )
-    queue: deque[tuple[str, str]] = deque([("/", "")])
-    seen = {"/"}
+    queue: deque[tuple[str, str]] = deque((path, "") for path in start)
+    seen = {_page_key(path) for path in start}
     try:
         while queue:
             path, found_on = queue.popleft()
@@ -317,3 +322,97 @@ async def test_the_check_catches_what_it_looks_for(browser: Any) -> None:
         assert "table" in overflow["wide"]
     finally:
         await context.close()
+
+
+async def _console_data(database: Any) -> tuple[str, list[str]]:
+    """An operator's console session, and pages no link of the overview leads to by itself:
+    every step of a wizard under way, a finished onboarding, a CSV import's report."""
+    from perron.audit import SYSTEM, acting_as
+    from perron.console import bulk, onboarding
+    from perron.console.auth import open_console_session
+    from perron.console.models import Onboarding, OnboardingStatus
+    from perron.db.scope import platform_scope
+    from perron.identity.models import PlatformRole
+    from perron.tenancy.actions import get_intercommunale
+    from tests.conftest import CONSOLE_HOST
+
+    with platform_scope("test: console pages"), acting_as(SYSTEM):
+        async with database.transaction() as session:
+            session.add(
+                PlatformRole(role="operator", email="olga@perron.test", subject="olga", display_name="Olga")
+            )
+            token = open_console_session(
+                session, email="olga@perron.test", subject="olga", display_name="Olga"
+            )
+            body = await get_intercommunale(session, "bep")
+            draft = await onboarding.new_draft(session, body, "olga@perron.test")
+            draft.spec = draft.spec | {
+                "slug": "gesves",
+                "names": {"fr": "Gesves"},
+                "languages": ["fr"],
+                "nis_code": "92054",
+                "domains": ["gesves.localhost"],
+                "branding": {"palette": {}, "font": "system", "tagline": {}},
+                "modules": {},
+                "admins": [{"email": "g@gesves.example", "name": "Gaëlle Gesves", "language": "fr"}],
+            }
+            draft.step = len(onboarding.STEPS)
+            done = Onboarding(
+                intercommunale_id=body.id,
+                status=OnboardingStatus.DONE,
+                step=len(onboarding.STEPS),
+                spec=dict(draft.spec) | {"slug": "ohey", "names": {"fr": "Ohey"}},
+                created_by="olga@perron.test",
+            )
+            session.add(done)
+            report = await bulk.import_file(
+                session,
+                body=body,
+                data=b"name;nis;domain;languages;admin_email\nAssesse;92006;assesse.localhost;fr;a@assesse.example\n"
+                b"Bad;1;bad;xx;nope\n",
+                filename="communes.csv",
+                created_by="olga@perron.test",
+                console_host=CONSOLE_HOST,
+            )
+            await session.flush()
+    start = ["/", *(f"/onboardings/{draft.id}/step/{step}" for step in onboarding.STEPS)]
+    return token, [*start, f"/onboardings/{done.id}", f"/imports/{report.id}", "/imports/new"]
+
+
+async def test_every_console_page_passes_axe_and_fits_a_phone(
+    demo_communes: list[DemoCommune], live_server: int, browser: Any, database: Any
+) -> None:
+    """The console as an operator sees it, in each of its languages: every page the overview
+    leads to, the wizard's steps, a provisioning's progress, a CSV import's report."""
+    from tests.conftest import CONSOLE_HOST
+
+    token, start = await _console_data(database)
+    origin = f"http://{CONSOLE_HOST}:{live_server}"
+    limit = asyncio.Semaphore(PARALLEL_CRAWLS)
+
+    async def crawl(language: str) -> Crawl:
+        async with limit:
+            cookies = [{"name": "perron_console", "value": token, "url": origin + "/"}]
+            return await _walk(
+                browser, Crawl("console", language, "operator"), origin, language, cookies, start
+            )
+
+    crawls = await asyncio.gather(*(crawl(language) for language in ("fr", "nl", "de", "en")))
+    problems = [problem for done in crawls for problem in done.problems]
+    assert problems == [], "\n" + "\n".join(problems)
+    for done in crawls:
+        reached = {_page_key(page) for page in done.pages}
+        expected = {
+            "/communes",
+            "/communes/andenne",
+            "/intercommunales",
+            "/intercommunales/bep",
+            "/intercommunales/bep/modules",
+            "/intercommunales/bep/modules/news",
+            "/onboardings",
+            "/jobs",
+            "/operators",
+            "/onboardings/{id}/step/branding",
+            "/imports/{id}",
+        }
+        assert expected <= reached, (done.language, sorted(expected - reached))

@@ -517,6 +517,7 @@ ROUTES = [
     step_save,
     launch,
     discard,
+    preview_css,
     progress,
     progress_fragment,
     retry,

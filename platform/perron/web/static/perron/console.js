@@ -42,11 +42,21 @@
     background_color: "--preview-background",
     text_color: "--preview-text"
   };
+  // The colours go into a rule of the page's own stylesheet (the CSP forbids inline styles).
+  function previewRule() {
+    for (const sheet of Array.from(document.styleSheets)) {
+      if (sheet.href && sheet.href.indexOf("/preview.css") !== -1) {
+        sheet.insertRule(".branding-preview {}", sheet.cssRules.length);
+        return sheet.cssRules[sheet.cssRules.length - 1];
+      }
+    }
+    return null;
+  }
   document.querySelectorAll("[data-branding-form]").forEach(function (form) {
-    var preview = form.querySelector("[data-branding-preview]");
-    if (!preview) { return; }
+    var rule = previewRule();
+    if (!rule) { return; }
     form.querySelectorAll("[data-preview]").forEach(function (input) {
-      var apply = function () { preview.style.setProperty(names[input.getAttribute("data-preview")], input.value); };
+      var apply = function () { rule.style.setProperty(names[input.getAttribute("data-preview")], input.value); };
       apply();
       input.addEventListener("input", apply);
     });
