@@ -38,7 +38,7 @@ from perron.console.web.common import (
 )
 from perron.db.base import utcnow
 from perron.errors import Invalid, NotFound, PerronError
-from perron.i18n import gettext
+from perron.i18n import gettext, lazy
 from perron.jobs.status import status as job_status_of
 from perron.modules.forms import build_form
 from perron.modules.registry import registry
@@ -47,17 +47,17 @@ from perron.tenancy.models import DEFAULT_PALETTE, LANGUAGES, FontChoice, Interc
 from perron.web.pages import READ_ONLY
 
 FONT_LABELS = {
-    FontChoice.SYSTEM: "Plain (the device's own font)",
-    FontChoice.HUMANIST: "Humanist (warm, very legible)",
-    FontChoice.SERIF: "Serif (classic)",
-    FontChoice.ROUNDED: "Rounded (friendly)",
+    FontChoice.SYSTEM: lazy("Plain (the device's own font)"),
+    FontChoice.HUMANIST: lazy("Humanist (warm, very legible)"),
+    FontChoice.SERIF: lazy("Serif (classic)"),
+    FontChoice.ROUNDED: lazy("Rounded (friendly)"),
 }
 COLOUR_LABELS = {
-    "primary_color": "Main colour (header)",
-    "primary_text_color": "Text on the main colour",
-    "accent_color": "Links and buttons",
-    "background_color": "Page background",
-    "text_color": "Body text",
+    "primary_color": lazy("Main colour (header)"),
+    "primary_text_color": lazy("Text on the main colour"),
+    "accent_color": lazy("Links and buttons"),
+    "background_color": lazy("Page background"),
+    "text_color": lazy("Body text"),
 }
 
 
