@@ -27,6 +27,7 @@ import contextlib
 import hashlib
 import os
 import re
+import shutil
 import tempfile
 from dataclasses import dataclass
 from functools import cache
@@ -179,6 +180,23 @@ class MediaStore:
             for path in folder.glob("??/*.*")
             if not path.name.startswith(".") and _NAME.fullmatch(f"{kind}/{path.name}")
         )
+
+    def every_name(self) -> list[str]:
+        """Every stored file of the commune in scope, of every kind (commune archives)."""
+        folder = self._folder()
+        if not folder.is_dir():
+            return []
+        kinds = sorted(path.name for path in folder.iterdir() if path.is_dir() and _KIND.fullmatch(path.name))
+        return [name for kind in kinds for name in self.names(kind)]
+
+    def delete_all(self) -> int:
+        """Remove the folder of the commune in scope with everything in it (the commune was
+        deleted); returns how many stored files it held."""
+        folder = self._folder()
+        count = len(self.every_name())
+        if folder.is_dir():
+            shutil.rmtree(folder)
+        return count
 
     # In step with a database transaction --------------------------------------------
 

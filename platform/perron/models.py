@@ -16,6 +16,7 @@ from perron.jobs.outbox import OutboxMessage
 from perron.jobs.status import JobRun, PlatformJobRun
 from perron.mail.models import OutgoingEmail
 from perron.notifications.models import Delivery, Notification, Preference
+from perron.tenancy.archive.models import CommuneExport
 from perron.tenancy.models import (
     Branding,
     Commune,
@@ -45,6 +46,7 @@ __all__ = [
     "BulkOnboarding",
     "CacheInvalidation",
     "Commune",
+    "CommuneExport",
     "CommuneSettings",
     "ConsoleLoginAttempt",
     "ConsoleSession",

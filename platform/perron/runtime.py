@@ -31,6 +31,7 @@ from perron.identity.oidc import Providers
 from perron.jobs.runtime import Jobs
 from perron.logging import get_logger
 from perron.modules.registry import registry
+from perron.tenancy.archive import jobs as _archive_jobs  # noqa: F401  (its jobs)
 from perron.tenancy.resolver import TenantResolver
 from perron.web.templating import Templates, theme_template_dirs
 

@@ -75,7 +75,9 @@ async def test_an_intercommunale_admin_onboards_a_commune_whose_site_then_answer
     draft = await start(perron, client)
     await fill_wizard(perron, client, draft)
     preview = await client.get(f"/onboardings/{draft}/preview.css")  # the branding step's preview
-    assert preview.headers["content-type"].startswith("text/css") and "--preview-primary:#0a5c36" in preview.text
+    assert (
+        preview.headers["content-type"].startswith("text/css") and "--preview-primary:#0a5c36" in preview.text
+    )
     review = await client.get(f"/onboardings/{draft}/step/review")
     assert review.status_code == 200
     for expected in ("Gesves", "92054", "gesves.test, www.gesves.test", "Gaëlle Gesves"):

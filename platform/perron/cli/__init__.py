@@ -43,6 +43,9 @@ def main(ctx: click.Context) -> None:
         sys.exit(2)
     ctx.ensure_object(dict)["settings"] = settings
     _quiet_logging(settings)
+    from perron.i18n import set_language
+
+    set_language("en")  # the command line speaks English (pages speak their visitor's language)
     from perron.modules.registry import registry
 
     registry.load_installed()  # modules add migrations, settings and jobs the commands need

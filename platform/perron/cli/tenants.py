@@ -1,8 +1,11 @@
-"""``perron tenants``: create, inspect, suspend, resume, archive and apply communes."""
+"""``perron tenants``: create, inspect, suspend, resume, archive and apply communes; export
+one to an archive file, delete it, import it back."""
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -24,6 +27,7 @@ from perron.media import MediaStore
 from perron.modules.registry import registry
 from perron.runtime import command_runtime
 from perron.tenancy import actions
+from perron.tenancy import archive as archives
 from perron.tenancy.branding import BrandingError, check_logo_size
 from perron.tenancy.definitions import (
     DefinitionError,
@@ -494,3 +498,161 @@ def print_reports(reports: list[Report], *, dry_run: bool = False) -> None:
     counts = {outcome: sum(1 for r in reports if r.outcome is outcome) for outcome in Outcome}
     summary = ", ".join(f"{count} {verb[outcome]}" for outcome, count in counts.items() if count)
     out.print(f"{'Dry run, nothing written: ' if dry_run else ''}{summary or 'nothing to apply'}.")
+
+
+# Archives: export, delete, import -------------------------------------------------------
+
+
+@tenants.command("export")
+@click.argument("slug")
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="Also write the archive to this file (it is always kept under <data dir>/exports).",
+)
+@click.pass_context
+@run_async
+async def export_(ctx: click.Context, slug: str, output: Path | None) -> None:
+    """Write an archive of everything of one commune: its rows, one JSON file per table,
+    and its files, with a manifest of checksums."""
+    settings = settings_from(ctx)
+    with using_language("en"), Progress(transient=True, console=out) as bar:
+        task = bar.add_task(f"Exporting {slug}", total=None)
+
+        async def progress(done: int, total: int | None, message: str) -> None:
+            bar.update(task, completed=done, total=total, description=f"{slug}: {message}")
+
+        async with command_runtime(settings) as runtime:
+            with acting_as(command_line_actor()):
+                export = await archives.export_commune(runtime.database, settings, slug, progress=progress)
+    path = archives.export_path(settings, export)
+    if output is not None:
+        _copy_atomically(path, output)
+    out.print(
+        f"Exported {export.slug}: {export.rows} rows in {len(export.tables)} tables and "
+        f"{export.media_files} media file(s), {export.size} bytes."
+    )
+    out.print(f"Archive: {path}")
+    if output is not None:
+        out.print(f"Copied to: {output}")
+    out.print(f"SHA-256: {export.sha256}")
+
+
+def _copy_atomically(source: Path, target: Path) -> None:
+    target = target.resolve()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{target.name}.partial")
+    try:
+        shutil.copyfile(source, temporary)
+        os.replace(temporary, target)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+@tenants.command("exports")
+@click.argument("slug", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@click.pass_context
+@run_async
+async def exports_(ctx: click.Context, slug: str | None, as_json: bool) -> None:
+    """List the archives made of the communes (of one commune, with its slug), newest first."""
+    settings = settings_from(ctx)
+    async with command_runtime(settings) as runtime:
+        with acting_as(command_line_actor()), platform_scope("perron tenants exports"):
+            async with runtime.database.session() as session:
+                commune_id = None
+                if slug is not None:
+                    commune_id = await session.scalar(select(Commune.id).where(Commune.slug == slug))
+                    if commune_id is None:
+                        found = await archives.list_exports(session, limit=1000)
+                        commune_id = next((e.commune_id for e in found if e.slug == slug), None)
+                    if commune_id is None:
+                        fail(f"no commune has the slug {slug!r}, and none with it was exported")
+                exports = await archives.list_exports(session, commune_id=commune_id)
+    rows = [
+        {
+            "id": str(export.id),
+            "slug": export.slug,
+            "created_at": export.created_at.isoformat(),
+            "created_by": export.created_by,
+            "file": str(archives.exports_folder(settings) / export.file_name),
+            "size": export.size,
+            "sha256": export.sha256,
+            "rows": export.rows,
+            "media_files": export.media_files,
+        }
+        for export in exports
+    ]
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    if not rows:
+        out.print("No export yet. Make one with `perron tenants export <slug>`.")
+        return
+    table = Table("when (UTC)", "commune", "by", "rows", "media", "bytes", "file")
+    for export in exports:
+        table.add_row(
+            export.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            export.slug,
+            export.created_by,
+            str(export.rows),
+            str(export.media_files),
+            str(export.size),
+            export.file_name,
+        )
+    out.print(table)
+
+
+@tenants.command("delete")
+@click.argument("slug")
+@click.option(
+    "--confirm",
+    "confirmation",
+    required=True,
+    metavar="NAME",
+    help="The commune's name, exactly as written in one of its languages.",
+)
+@click.pass_context
+@run_async
+async def delete_(ctx: click.Context, slug: str, confirmation: str) -> None:
+    """Delete a commune and everything it owns, for good. Refused unless an export holds
+    its current content (`perron tenants export`) and --confirm gives its name."""
+    settings = settings_from(ctx)
+    with using_language("en"):
+        async with command_runtime(settings) as runtime:
+            with acting_as(command_line_actor()):
+                report = await archives.delete_commune(
+                    runtime.database, settings, slug, confirmation=confirmation
+                )
+    out.print(
+        f"Deleted {report.slug}: {sum(report.rows.values())} rows and {report.media_files} media file(s)."
+    )
+    out.print(f"Its archive: {archives.exports_folder(settings) / report.export.file_name}")
+
+
+@tenants.command("import")
+@click.argument("path", metavar="ARCHIVE", type=click.Path(path_type=Path))
+@click.option("--check", "check_only", is_flag=True, help="Check the archive and write nothing.")
+@click.pass_context
+@run_async
+async def import_(ctx: click.Context, path: Path, check_only: bool) -> None:
+    """Restore a commune from its archive into this deployment (which must not have it).
+    The archive is checked in full first; a refused archive changes nothing."""
+    settings = settings_from(ctx)
+    with using_language("en"):
+        async with command_runtime(settings) as runtime:
+            with acting_as(command_line_actor()):
+                checked = await archives.check_archive(runtime.database, settings, path)
+                if not check_only:
+                    report = await archives.import_commune(runtime.database, settings, path, checked=checked)
+    for warning in checked.warnings:
+        out.print(f"[yellow]Warning:[/] {warning}", markup=True)
+    rows = sum(checked.rows.values())
+    if check_only:
+        out.print(
+            f"The archive of {checked.slug} can be imported: {rows} rows, "
+            f"{len(checked.manifest.media)} media file(s). Nothing was written."
+        )
+        return
+    out.print(f"Imported {report.slug}: {rows} rows and {report.media_files} media file(s).")

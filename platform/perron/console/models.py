@@ -29,7 +29,9 @@ class ConsoleSession(Base):
     email: Mapped[str] = mapped_column(String(254), index=True)
     subject: Mapped[str] = mapped_column(String(255), index=True, comment="staff realm user id")
     display_name: Mapped[str] = mapped_column(String(200))
-    language: Mapped[str] = mapped_column(String(8), default="", comment="their account's, if Keycloak knows it")
+    language: Mapped[str] = mapped_column(
+        String(8), default="", comment="their account's, if Keycloak knows it"
+    )
     oidc_sid: Mapped[str | None] = mapped_column(String(64), index=True)
     id_token: Mapped[str | None] = mapped_column(Text, comment="sealed, for RP-initiated logout")
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

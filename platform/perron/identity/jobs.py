@@ -4,8 +4,11 @@ the jobs wait and retry, nothing is lost).
 * :func:`sync_commune`: a commune's login clients in the ``citizens`` and ``staff`` realms:
   created with the commune, their redirect URIs following its domains, their branding
   following its name, logo and colours, disabled when it is archived.
+* :func:`retire_commune_clients`: the clients of communes that no longer exist (deleted)
+  disabled; an imported commune's clients come back through :func:`sync_commune`.
 
-The commune actions queue it (:func:`commune_login_changed`) only where login is on.
+The commune actions queue them (:func:`commune_login_changed`, :func:`commune_login_retired`)
+only where login is on.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from perron.logging import get_logger
 log = get_logger("perron.identity")
 
 SYNC_COMMUNE_JOB = "perron.identity.sync_commune"
+RETIRE_CLIENTS_JOB = "perron.identity.retire_commune_clients"
 
 _settings: list[Settings] = []
 """The settings of the running process (a stack: tests start several runtimes)."""
@@ -74,3 +78,28 @@ async def sync_commune(ctx: JobContext) -> None:
         return
     await sync_commune_clients(settings, login, port=settings.public_port)
     log.info("identity.sync_commune", commune=login.slug)
+
+
+def commune_login_retired(session: AsyncSession) -> None:
+    """Queue the retirement of deleted communes' login clients (after the commit), if login
+    is on. A platform job: the commune it was for no longer exists."""
+    if login_enabled():
+        enqueue(session, RETIRE_CLIENTS_JOB)
+
+
+@job(RETIRE_CLIENTS_JOB, per_tenant=False, max_retries=12, min_backoff_ms=5_000)
+async def retire_commune_clients(ctx: JobContext) -> list[str]:
+    """Disable the ``commune-*`` clients whose commune is gone (idempotent: a commune
+    imported again before this runs keeps its clients); returns those disabled."""
+    from sqlalchemy import select
+
+    from perron.identity.keycloak import disable_orphan_clients
+    from perron.tenancy.models import Commune
+
+    settings = login_settings(RETIRE_CLIENTS_JOB)
+    if settings is None:
+        return []
+    slugs = set(await ctx.session.scalars(select(Commune.slug)))
+    disabled = await disable_orphan_clients(settings, slugs)
+    log.info("identity.retired_clients", clients=disabled)
+    return disabled
