@@ -9,6 +9,7 @@ from perron.jobs.outbox import OutboxMessage
 from perron.jobs.status import JobRun, PlatformJobRun
 from perron.mail.models import OutgoingEmail
 from perron.notifications.models import Delivery, Notification, Preference
+from perron.tenancy.legal import LegalTexts
 from perron.tenancy.models import (
     Branding,
     Commune,
@@ -44,6 +45,7 @@ __all__ = [
     "Intercommunale",
     "IntercommunaleSettings",
     "JobRun",
+    "LegalTexts",
     "ModuleActivation",
     "Neighbourhood",
     "NeighbourhoodStreet",

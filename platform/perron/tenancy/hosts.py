@@ -21,7 +21,14 @@ _PLAIN_HOST = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)(?:\.(?!-)[a-z0-9-]{1,63}(
 
 
 class InvalidHost(ValueError):
-    """A host name that cannot be a web site's address; the message says why."""
+    """A host name that cannot be a web site's address; the message says why (in English,
+    for logs and the command line) and ``kind`` names the problem, so pages can explain it
+    in the reader's language: ``empty``, ``characters``, ``too_long``, ``part``, ``invalid``,
+    ``scheme_or_port``, ``ip_address``, ``one_part``."""
+
+    def __init__(self, message: str, kind: str = "invalid") -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,34 +69,41 @@ def normalize_host(raw: str) -> str:
     if _PLAIN_HOST.match(host) and "xn--" not in host and len(host) <= MAX_HOST_LENGTH:
         return host  # the common case: already canonical, no IDNA work needed
     if not host:
-        raise InvalidHost("the host name is empty")
+        raise InvalidHost("the host name is empty", "empty")
     if any(character.isspace() for character in host) or "/" in host or "@" in host:
-        raise InvalidHost(f"{raw!r} is not a host name (it holds spaces, '/' or '@')")
+        raise InvalidHost(f"{raw!r} is not a host name (it holds spaces, '/' or '@')", "characters")
     if _is_ip(host):
         return host.lower()
+    if len(host) > MAX_HOST_LENGTH:  # before IDNA, whose own refusal would not say why
+        raise InvalidHost(f"{raw!r} is longer than {MAX_HOST_LENGTH} characters", "too_long")
     try:
         ascii_host = idna.encode(host, uts46=True).decode("ascii")
     except idna.IDNAError as error:
-        raise InvalidHost(f"{raw!r} is not a valid host name ({error})") from None
+        raise InvalidHost(f"{raw!r} is not a valid host name ({error})", "part") from None
     except UnicodeError:
         raise InvalidHost(f"{raw!r} is not a valid host name") from None
     if len(ascii_host) > MAX_HOST_LENGTH:
-        raise InvalidHost(f"{raw!r} is longer than {MAX_HOST_LENGTH} characters")
+        raise InvalidHost(f"{raw!r} is longer than {MAX_HOST_LENGTH} characters", "too_long")
     for label in ascii_host.split("."):
         if not _LABEL.match(label):
-            raise InvalidHost(f"{raw!r} has an invalid part {label!r}: use letters, digits and inner hyphens")
+            raise InvalidHost(
+                f"{raw!r} has an invalid part {label!r}: use letters, digits and inner hyphens", "part"
+            )
     return ascii_host
 
 
 def validate_site_domain(raw: str) -> str:
     """Normalise a domain an administrator wants a commune's site to answer on."""
     if ":" in raw or "://" in raw:
-        raise InvalidHost(f"{raw!r}: write the domain alone, without http:// or a port, such as 'hannut.be'")
+        raise InvalidHost(
+            f"{raw!r}: write the domain alone, without http:// or a port, such as 'hannut.be'",
+            "scheme_or_port",
+        )
     host = normalize_host(raw)
     if _is_ip(host):
-        raise InvalidHost(f"{raw!r} is an IP address; a commune's site needs a domain name")
+        raise InvalidHost(f"{raw!r} is an IP address; a commune's site needs a domain name", "ip_address")
     if "." not in host:
-        raise InvalidHost(f"{raw!r} needs at least two parts, such as 'hannut.be'")
+        raise InvalidHost(f"{raw!r} needs at least two parts, such as 'hannut.be'", "one_part")
     return host
 
 
