@@ -107,7 +107,18 @@ class AuditEntry(TenantModel, Base):
         default=False, comment="made by the platform, not the commune"
     )
 
-    __table_args__ = (Index("ix_audit_entries_tenant_id_occurred_at", "tenant_id", "occurred_at"),)
+    # The admin's log viewer reads newest first, page after page (keyset on occurred_at and
+    # id), filtered by kind of action or by person: each has its index.
+    __table_args__ = (
+        Index("ix_audit_entries_tenant_id_occurred_at", "tenant_id", "occurred_at"),
+        Index("ix_audit_entries_tenant_id_action_occurred_at", "tenant_id", "action", "occurred_at"),
+        Index(
+            "ix_audit_entries_tenant_id_actor_person_id_occurred_at",
+            "tenant_id",
+            "actor_person_id",
+            "occurred_at",
+        ),
+    )
 
 
 class PlatformAuditEntry(Base):

@@ -17,6 +17,7 @@ from perron.jobs.status import JobRun, PlatformJobRun
 from perron.mail.models import OutgoingEmail
 from perron.notifications.models import Delivery, Notification, Preference
 from perron.tenancy.archive.models import CommuneExport
+from perron.tenancy.legal import LegalTexts
 from perron.tenancy.models import (
     Branding,
     Commune,
@@ -57,6 +58,7 @@ __all__ = [
     "IntercommunaleModule",
     "IntercommunaleSettings",
     "JobRun",
+    "LegalTexts",
     "ModuleActivation",
     "Neighbourhood",
     "NeighbourhoodStreet",

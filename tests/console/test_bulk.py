@@ -70,7 +70,7 @@ async def test_fifty_communes_from_a_file_with_broken_lines_in_it(perron: Harnes
         55: "xx",
         56: "NIS code",
         57: "administrator's e-mail",
-        58: "without http",
+        58: "without “https://”",
         59: "name",
         60: "more cells",
     }

@@ -176,7 +176,7 @@ async def test_each_step_refuses_what_it_cannot_use_and_keeps_nothing_of_it(
     page = f"/onboardings/{draft}/step/addresses"
     for data, message in (
         ({"primary_domain": "ciney.test"}, "already the address of another site"),
-        ({"primary_domain": "http://gesves.be"}, "without http"),
+        ({"primary_domain": "http://gesves.be"}, "without “https://”"),
         ({"primary_domain": "gesves.test", "aliases": "gesves.test"}, "twice"),
         ({"primary_domain": "console.test"}, "console"),
     ):

@@ -15,6 +15,7 @@ from perron.db.base import Base, new_id, utcnow
 from perron.identity.models import Account, LoginAttempt, ResidencyCode, WebSession
 from perron.mail import EmailStatus, OutgoingEmail
 from perron.notifications import Channel, Delivery, DeliveryStatus, EmailFrequency, Notification, Preference
+from perron.tenancy.legal import LegalTexts
 from perron.territory.models import (
     Neighbourhood,
     NeighbourhoodStreet,
@@ -215,6 +216,12 @@ async def _article(session: AsyncSession, tenant_id: UUID) -> Base:
     return row
 
 
+async def _legal_texts(session: AsyncSession, tenant_id: UUID) -> Base:
+    row = LegalTexts(tenant_id=tenant_id, privacy_extra={"fr": f"Texte de {str(tenant_id)[:8]}"})
+    session.add(row)
+    return row
+
+
 MORE_FACTORIES: dict[type[Base], Any] = {
     Account: _account,
     WebSession: _web_session,
@@ -223,4 +230,5 @@ MORE_FACTORIES: dict[type[Base], Any] = {
     **NOTIFICATION_FACTORIES,
     **TERRITORY_FACTORIES,
     Article: _article,
+    LegalTexts: _legal_texts,
 }

@@ -28,10 +28,10 @@ from perron.jobs import enqueue
 from perron.jobs.status import PlatformJobRun
 from perron.modules.registry import registry
 from perron.tenancy.branding import BrandingError, prepare_logo, validate_palette
+from perron.tenancy.hosts import InvalidHost, host_problem, validate_site_domain
 from perron.tenancy.models import DEFAULT_PALETTE, LANGUAGES, Commune, Domain, FontChoice, Intercommunale
 from perron.tenancy.validation import (
     RESERVED_SLUGS,
-    check_domain,
     check_languages,
     check_names,
     check_nis_code,
@@ -94,17 +94,25 @@ def check_addresses_step(form: Mapping[str, str]) -> dict[str, Any]:
         raise Invalid(
             "primary_domain", gettext("Write the address the site will answer on, such as ciney.be.")
         )
-    hosts = [check_domain(primary, "primary_domain")]
+    hosts = [_domain(primary, "primary_domain")]
     aliases = [
         line.strip() for line in form.get("aliases", "").replace(",", "\n").splitlines() if line.strip()
     ]
     if len(aliases) > MAX_ALIASES:
         raise Invalid("aliases", gettext("At most %(count)d other addresses.") % {"count": MAX_ALIASES})
     for alias in aliases:
-        hosts.append(check_domain(alias, "aliases"))
+        hosts.append(_domain(alias, "aliases"))
     if len(set(hosts)) != len(hosts):
         raise Invalid("aliases", gettext("An address is written twice."))
     return {"domains": hosts}
+
+
+def _domain(value: str, field: str) -> str:
+    """A domain the commune's site can answer on, or Invalid saying why in the person's words."""
+    try:
+        return validate_site_domain(value)
+    except InvalidHost as error:
+        raise Invalid(field, host_problem(error)) from None
 
 
 def check_branding_step(form: Mapping[str, str], languages: Sequence[str]) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.static_files import create_static_files_router
 from markupsafe import Markup
 
-from perron.i18n import gettext
+from perron.i18n import gettext, lazy
 from perron.identity.models import Assurance
 from perron.logging import get_logger
 from perron.modules.manifest import WidgetContext
@@ -144,14 +144,39 @@ def admin_navigation(registry: Registry, site: TenantSite, path: str, roles: fro
         for entry in manifest.admin_nav:
             url = f"/admin{manifest.path}{entry.path}"
             items.append(NavItem(gettext(entry.title), url, _current(url, path)))
-    if is_admin or "territory.editor" in roles:
-        items.append(NavItem(gettext("Territory"), "/admin/territory", _current("/admin/territory", path)))
-    if is_admin or "staff" in roles:
-        items.append(NavItem(gettext("Residents"), "/admin/residents", _current("/admin/residents", path)))
-    if is_admin:
-        items.append(NavItem(gettext("Staff"), "/admin/staff", _current("/admin/staff", path)))
-    if is_admin:
-        items.append(NavItem(gettext("Modules"), "/admin/modules", _current("/admin/modules", path)))
+    platform: list[tuple[bool, str, str, str]] = [
+        (
+            is_admin or "territory.editor" in roles,
+            lazy("Territory"),
+            "/admin/territory",
+            lazy("Streets, neighbourhoods and zones of the commune."),
+        ),
+        (
+            is_admin or "staff" in roles,
+            lazy("Residents"),
+            "/admin/residents",
+            lazy("Find a resident, register someone, verify a residency."),
+        ),
+        (is_admin, lazy("Staff"), "/admin/staff", lazy("Who works on the site, and their roles.")),
+        (
+            is_admin,
+            lazy("Modules"),
+            "/admin/modules",
+            lazy("The online services the site offers, and their settings."),
+        ),
+        (is_admin, lazy("Branding"), "/admin/branding", lazy("Colours, font, logo, texts and home page.")),
+        (is_admin, lazy("Web addresses"), "/admin/domains", lazy("The addresses the site answers at.")),
+        (
+            is_admin,
+            lazy("Privacy and accessibility"),
+            "/admin/legal",
+            lazy("What the commune adds to its privacy notice and accessibility statement."),
+        ),
+        (is_admin, lazy("Audit log"), "/admin/audit", lazy("Who changed what, and when.")),
+    ]
+    for allowed, title, url, description in platform:
+        if allowed:
+            items.append(NavItem(gettext(title), url, _current(url, path), gettext(description)))
     return items
 
 

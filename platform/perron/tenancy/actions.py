@@ -24,6 +24,7 @@ from perron.cache import invalidate
 from perron.db.repository import ensure_tenant
 from perron.db.scope import tenant_scope
 from perron.errors import Conflict, Invalid, NotFound
+from perron.i18n import gettext
 from perron.identity.jobs import commune_login_changed
 from perron.media import MediaStore
 from perron.sentinels import NOT_GIVEN, NotGiven
@@ -31,6 +32,7 @@ from perron.tenancy.branding import (
     BrandingError,
     check_home_sections,
     check_intro,
+    check_tagline,
     prepare_logo,
     validate_palette,
 )
@@ -318,11 +320,26 @@ def _status_verb(status: CommuneStatus) -> str:
 # Domains ------------------------------------------------------------------------------
 
 
+class DomainTaken(Conflict):
+    """The host already answers for another commune (``owner``, its slug) or is the
+    console's own host (``owner`` is None). The message names the owner, for operators and
+    the command line; a commune's admin console says only that the address is taken."""
+
+    def __init__(self, host: str, owner: str | None) -> None:
+        super().__init__(
+            f"{host} is the platform console's own host"
+            if owner is None
+            else f"{host} is already a domain of commune {owner!r}"
+        )
+        self.host = host
+        self.owner = owner
+
+
 async def _check_host_free(
     session: AsyncSession, host: str, console_host: str | None, commune_id: UUID | None = None
 ) -> None:
     if console_host and host == console_host:
-        raise Conflict(f"{host} is the platform console's own host")
+        raise DomainTaken(host, None)
     owner = await session.execute(
         select(Commune.slug, Commune.id)
         .join(Domain, Domain.commune_id == Commune.id)
@@ -330,9 +347,9 @@ async def _check_host_free(
     )
     row = owner.first()
     if row is not None and row.id != commune_id:
-        # Naming the other commune is fine here: only operators and its own admins add domains,
-        # and a domain's owner is public knowledge (it answers on the web).
-        raise Conflict(f"{host} is already a domain of commune {row.slug!r}")
+        # Naming the other commune is fine for operators and the command line; a commune's
+        # admin pages catch DomainTaken and say only that the address is taken.
+        raise DomainTaken(host, row.slug)
 
 
 async def add_domain(
@@ -462,6 +479,7 @@ async def update_branding(
     try:
         new_palette = validate_palette({**branding.palette(), **(palette or {})})
         new_intro = check_intro(intro) if intro is not None else before["intro"]
+        new_tagline = check_tagline(tagline) if tagline is not None else before["tagline"]
         new_sections = (
             check_home_sections(home_sections) if home_sections is not None else before["home_sections"]
         )
@@ -473,12 +491,11 @@ async def update_branding(
             new_font = FontChoice(font)
         except ValueError:
             choices = ", ".join(choice.value for choice in FontChoice)
-            raise Invalid("font", f"{font!r} is not offered; choose among {choices}") from None
-    new_tagline = dict(branding.tagline or {})
-    if tagline is not None:
-        new_tagline = {lang: text.strip() for lang, text in tagline.items() if text and text.strip()}
-        if new_tagline:
-            check_names(new_tagline, [], field="tagline")
+            raise Invalid(
+                "font",
+                gettext("%(font)r is not offered; choose among %(choices)s.")
+                % {"font": font, "choices": choices},
+            ) from None
     after: dict[str, Any] = {
         **new_palette,
         "font": new_font,

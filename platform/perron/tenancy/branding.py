@@ -84,6 +84,41 @@ def contrast_ratio(first: str, second: str) -> float:
     return (lighter + 0.05) / (darker + 0.05)
 
 
+@dataclass(frozen=True, slots=True)
+class PairContrast:
+    """How readable one pair of a palette is: ``foreground`` on ``background`` (field names),
+    their colours and the contrast ratio between them."""
+
+    foreground: str
+    background: str
+    foreground_colour: str
+    background_colour: str
+    ratio: float
+
+    @property
+    def passes(self) -> bool:
+        return self.ratio >= AA_TEXT
+
+    @property
+    def shown_ratio(self) -> float:
+        """The ratio cut (never rounded up) to two decimals: 4.499 shows as 4.49, not 4.50."""
+        return int(self.ratio * 100) / 100
+
+
+def pair_contrasts(palette: Mapping[str, str]) -> list[PairContrast]:
+    """The contrast of each pair a page shows, for a normalised palette."""
+    return [
+        PairContrast(
+            foreground,
+            background,
+            palette[foreground],
+            palette[background],
+            contrast_ratio(palette[foreground], palette[background]),
+        )
+        for foreground, background, _seen_as in CONTRAST_PAIRS
+    ]
+
+
 def validate_palette(palette: Mapping[str, str]) -> dict[str, str]:
     """The palette normalised, or :class:`BrandingError` naming every failing pair."""
     unknown = set(palette) - set(DEFAULT_PALETTE)
@@ -91,21 +126,22 @@ def validate_palette(palette: Mapping[str, str]) -> dict[str, str]:
         raise BrandingError(f"unknown colour(s): {', '.join(sorted(unknown))}")
     merged = {**DEFAULT_PALETTE, **palette}
     normalised = {field: normalize_colour(field, value) for field, value in merged.items()}
-    failures = []
-    for foreground, background, seen_as in CONTRAST_PAIRS:
-        ratio = contrast_ratio(normalised[foreground], normalised[background])
-        if ratio < AA_TEXT:
-            failures.append(
-                f"{foreground} {normalised[foreground]} on {background} {normalised[background]} "
-                f"({seen_as}) has contrast {ratio:.2f}:1, below the 4.5:1 WCAG AA needs"
-            )
+    seen_as = {(foreground, background): words for foreground, background, words in CONTRAST_PAIRS}
+    failures = [
+        f"{pair.foreground} {pair.foreground_colour} on {pair.background} {pair.background_colour} "
+        f"({seen_as[pair.foreground, pair.background]}) has contrast {pair.ratio:.2f}:1, "
+        "below the 4.5:1 WCAG AA needs"
+        for pair in pair_contrasts(normalised)
+        if not pair.passes
+    ]
     if failures:
         raise BrandingError("; ".join(failures))
     return normalised
 
 
-def stylesheet(palette: Mapping[str, str], font: FontChoice) -> str:
-    """The commune's CSS custom properties; the theme's stylesheet uses only these."""
+def stylesheet(palette: Mapping[str, str], font: FontChoice, selector: str = ":root") -> str:
+    """The commune's CSS custom properties; the theme's stylesheet uses only these. Another
+    ``selector`` scopes them to part of a page (the branding editor's preview)."""
     properties = {
         "--perron-primary": palette["primary_color"],
         "--perron-on-primary": palette["primary_text_color"],
@@ -115,7 +151,7 @@ def stylesheet(palette: Mapping[str, str], font: FontChoice) -> str:
         "--perron-font": FONT_STACKS[font],
     }
     body = "".join(f"  {name}: {value};\n" for name, value in properties.items())
-    return f":root {{\n{body}}}\n"
+    return f"{selector} {{\n{body}}}\n"
 
 
 def fingerprint(css: str) -> str:
@@ -153,6 +189,40 @@ def check_intro(value: object) -> dict[str, str]:
         if _CONTROL.search(cleaned):
             raise BrandingError(
                 gettext("The introduction contains invisible control characters."), f"intro.{language}"
+            )
+        texts[language] = cleaned
+    return texts
+
+
+MAX_TAGLINE_LENGTH = 120
+
+
+def check_tagline(value: object) -> dict[str, str]:
+    """The tagline under the commune's name, per language, on one line; empty ones dropped."""
+    if not isinstance(value, Mapping):
+        raise BrandingError(gettext("Give a text per language."), "tagline")
+    texts: dict[str, str] = {}
+    for language, text in value.items():
+        if language not in LANGUAGES:
+            raise BrandingError(
+                gettext("'%(code)s' is not a language Perron offers (fr, nl, de, en).") % {"code": language},
+                f"tagline.{language}",
+            )
+        if not isinstance(text, str):
+            raise BrandingError(gettext("The tagline must be text."), f"tagline.{language}")
+        cleaned = text.strip()
+        if not cleaned:
+            continue
+        if len(cleaned) > MAX_TAGLINE_LENGTH:
+            raise BrandingError(
+                gettext("The tagline has %(count)s characters; keep it to %(limit)s at most.")
+                % {"count": len(cleaned), "limit": MAX_TAGLINE_LENGTH},
+                f"tagline.{language}",
+            )
+        if _CONTROL.search(cleaned) or "\n" in cleaned or "\r" in cleaned:
+            raise BrandingError(
+                gettext("The tagline fits on one line, without invisible control characters."),
+                f"tagline.{language}",
             )
         texts[language] = cleaned
     return texts

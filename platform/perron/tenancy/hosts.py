@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import idna
 
-from perron.i18n import gettext
+from perron.i18n import lazy
 
 MAX_HOST_LENGTH = 253
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
@@ -23,7 +23,14 @@ _PLAIN_HOST = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)(?:\.(?!-)[a-z0-9-]{1,63}(
 
 
 class InvalidHost(ValueError):
-    """A host name that cannot be a web site's address; the message says why."""
+    """A host name that cannot be a web site's address; the message says why (in English,
+    for logs and the command line) and ``kind`` names the problem, so pages can explain it
+    in the reader's language: ``empty``, ``characters``, ``too_long``, ``part``, ``invalid``,
+    ``scheme_or_port``, ``ip_address``, ``one_part``."""
+
+    def __init__(self, message: str, kind: str = "invalid") -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,31 +71,25 @@ def normalize_host(raw: str) -> str:
     if _PLAIN_HOST.match(host) and "xn--" not in host and len(host) <= MAX_HOST_LENGTH:
         return host  # the common case: already canonical, no IDNA work needed
     if not host:
-        raise InvalidHost(gettext("the host name is empty"))
+        raise InvalidHost("the host name is empty", "empty")
     if any(character.isspace() for character in host) or "/" in host or "@" in host:
-        raise InvalidHost(
-            gettext("%(value)s is not a host name (it holds spaces, '/' or '@')") % {"value": repr(raw)}
-        )
+        raise InvalidHost(f"{raw!r} is not a host name (it holds spaces, '/' or '@')", "characters")
     if _is_ip(host):
         return host.lower()
+    if len(host) > MAX_HOST_LENGTH:  # before IDNA, whose own refusal would not say why
+        raise InvalidHost(f"{raw!r} is longer than {MAX_HOST_LENGTH} characters", "too_long")
     try:
         ascii_host = idna.encode(host, uts46=True).decode("ascii")
     except idna.IDNAError as error:
-        raise InvalidHost(
-            gettext("%(value)s is not a valid host name (%(error)s)") % {"value": repr(raw), "error": error}
-        ) from None
+        raise InvalidHost(f"{raw!r} is not a valid host name ({error})", "part") from None
     except UnicodeError:
-        raise InvalidHost(gettext("%(value)s is not a valid host name") % {"value": repr(raw)}) from None
+        raise InvalidHost(f"{raw!r} is not a valid host name") from None
     if len(ascii_host) > MAX_HOST_LENGTH:
-        raise InvalidHost(
-            gettext("%(value)s is longer than %(count)d characters")
-            % {"value": repr(raw), "count": MAX_HOST_LENGTH}
-        )
+        raise InvalidHost(f"{raw!r} is longer than {MAX_HOST_LENGTH} characters", "too_long")
     for label in ascii_host.split("."):
         if not _LABEL.match(label):
             raise InvalidHost(
-                gettext("%(value)s has an invalid part %(part)s: use letters, digits and inner hyphens")
-                % {"value": repr(raw), "part": repr(label)}
+                f"{raw!r} has an invalid part {label!r}: use letters, digits and inner hyphens", "part"
             )
     return ascii_host
 
@@ -97,18 +98,14 @@ def validate_site_domain(raw: str) -> str:
     """Normalise a domain an administrator wants a commune's site to answer on."""
     if ":" in raw or "://" in raw:
         raise InvalidHost(
-            gettext("%(value)s: write the domain alone, without http:// or a port, such as 'hannut.be'")
-            % {"value": repr(raw)}
+            f"{raw!r}: write the domain alone, without http:// or a port, such as 'hannut.be'",
+            "scheme_or_port",
         )
     host = normalize_host(raw)
     if _is_ip(host):
-        raise InvalidHost(
-            gettext("%(value)s is an IP address; a commune's site needs a domain name") % {"value": repr(raw)}
-        )
+        raise InvalidHost(f"{raw!r} is an IP address; a commune's site needs a domain name", "ip_address")
     if "." not in host:
-        raise InvalidHost(
-            gettext("%(value)s needs at least two parts, such as 'hannut.be'") % {"value": repr(raw)}
-        )
+        raise InvalidHost(f"{raw!r} needs at least two parts, such as 'hannut.be'", "one_part")
     return host
 
 
@@ -126,3 +123,27 @@ def _is_ip(host: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+HOST_PROBLEMS: dict[str, str] = {
+    "empty": lazy("Type the address, such as www.hannut.be."),
+    "characters": lazy("An address has no spaces, “/” or “@”: type it alone, such as www.hannut.be."),
+    "too_long": lazy("This address is too long: an address has at most 253 characters."),
+    "part": lazy(
+        "This address has a part that is not allowed: use letters, digits, hyphens (not at the start "
+        "or the end of a part) and dots between the parts, such as www.hannut.be."
+    ),
+    "invalid": lazy("This is not a valid address: type it such as www.hannut.be."),
+    "scheme_or_port": lazy(
+        "Type the address alone, without “https://”, “/” or a port number, such as www.hannut.be."
+    ),
+    "ip_address": lazy("This is a number (an IP address): the site needs a name, such as www.hannut.be."),
+    "one_part": lazy("An address has at least two parts separated by a dot, such as hannut.be."),
+}
+
+
+def host_problem(error: InvalidHost) -> str:
+    """What is wrong with a host name, in words for the person who typed it (their language)."""
+    from perron.i18n import gettext
+
+    return gettext(HOST_PROBLEMS.get(error.kind, HOST_PROBLEMS["invalid"]))

@@ -48,6 +48,11 @@ class CoreSettings(BaseModel):
     dpo_email: EmailStr | None = Field(
         default=None, description="The data protection officer's address, shown in the privacy notice"
     )
+    dpo_name: str | None = Field(
+        default=None,
+        max_length=200,
+        description="Who the data protection officer is (a person or a body, such as the intercommunale)",
+    )
 
 
 NAMESPACES: dict[str, type[BaseModel]] = {"core": CoreSettings}

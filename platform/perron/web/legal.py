@@ -7,6 +7,11 @@ in a region and so names the ombudsman a citizen may turn to. The statement foll
 of the EU Web Accessibility Directive (Implementing Decision (EU) 2018/1523) that Belgian
 public bodies publish: commitment, compliance status, content that is not accessible,
 preparation of the statement, feedback and contact, enforcement procedure.
+
+What only the commune knows (other purposes, recipients, retention, content known not to be
+accessible, how to ask for an accessible version, its last review) it writes at
+``/admin/legal`` (:mod:`perron.tenancy.legal`); both pages show it, escaped, in the page's
+language or else in the commune's.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from litestar.response.base import ASGIResponse
 
 from perron.i18n import LANGUAGE_COOKIE, format_date, pick, pick_language
 from perron.identity.sessions import SESSION_COOKIE, SESSION_LIFETIME
+from perron.mail import paragraphs
+from perron.tenancy.legal import CommuneLegalTexts, legal_texts
 from perron.tenancy.site import TenantSite
 from perron.web.page_cache import PUBLIC_PAGE
 
@@ -153,24 +160,38 @@ def _state(request: SiteRequest) -> tuple[TenantSite, str]:
     return state["site"], state["language"]
 
 
+async def _commune_texts(request: SiteRequest, site: TenantSite) -> dict[str, Any]:
+    """What the commune added to the page (``/admin/legal``), per field in the page's language
+    (else in the commune's languages), as plain text the template escapes. Every change to
+    them refreshes the commune's snapshot, so the page cache never serves stale texts."""
+    async with request.app.state.runtime.database.session() as session:
+        texts: CommuneLegalTexts = await legal_texts(session, site.id)
+    return {"commune_texts": texts, "paragraphs": paragraphs}
+
+
 @get("/accessibility", name="accessibility_statement", opt=PUBLIC_PAGE)
 async def accessibility_statement(request: SiteRequest) -> ASGIResponse:
     site, language = _state(request)
+    texts = await _commune_texts(request, site)
+    reviewed_on = texts["commune_texts"].reviewed_on
     return _page(
         request,
         "perron/accessibility.html",
         assessed_on=format_date(ASSESSED_ON, "long", language=language),
+        reviewed_on=format_date(reviewed_on, "long", language=language) if reviewed_on else "",
         ombudsman=OMBUDSMEN[region_of(site.nis_code)].shown(language),
+        **texts,
     )
 
 
 @get("/privacy", name="privacy_notice", opt=PUBLIC_PAGE)
 async def privacy_notice(request: SiteRequest) -> ASGIResponse:
-    _site, language = _state(request)
+    site, language = _state(request)
     csrf = request.app.csrf_config
     return _page(
         request,
         "perron/privacy.html",
+        **await _commune_texts(request, site),
         authority=DATA_PROTECTION_AUTHORITY.shown(language),
         cookies={
             "session": SESSION_COOKIE,

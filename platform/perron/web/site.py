@@ -35,7 +35,16 @@ from perron.modules.web import (
 from perron.notifications.web import ROUTES as NOTIFICATION_ROUTES
 from perron.tenancy.site import TenantSite
 from perron.territory import web as territory_web
-from perron.web import account, admin, login, staff_admin
+from perron.web import (
+    account,
+    admin,
+    audit_admin,
+    branding_admin,
+    domains_admin,
+    legal_admin,
+    login,
+    staff_admin,
+)
 from perron.web.auth import SessionMiddleware
 from perron.web.brand_assets import ROUTES as BRAND_ROUTES
 from perron.web.errors import error_handler
@@ -111,6 +120,10 @@ def create_site_app(settings: Settings, templates: Templates, runtime: Any) -> L
             *BRAND_ROUTES,
             *admin.ROUTES,
             *staff_admin.ROUTES,
+            *branding_admin.ROUTES,
+            *domains_admin.ROUTES,
+            *legal_admin.ROUTES,
+            *audit_admin.ROUTES,
             *account.ROUTES,
             *login.ROUTES,
             *territory_web.ROUTES,

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
-from urllib.parse import urlencode
 from uuid import UUID
 
 from litestar import Request, Response, get, post
@@ -34,6 +33,11 @@ from perron.identity.residency import CodeState, code_state
 from perron.tenancy.models import LANGUAGES
 from perron.tenancy.site import TenantSite
 from perron.territory import service as territory
+from perron.web.admin_pages import BACK, CONFIRMED, notice
+from perron.web.admin_pages import confirm_page as _confirm
+from perron.web.admin_pages import form_text as _text
+from perron.web.admin_pages import page as _page
+from perron.web.admin_pages import see_other as _redirect
 from perron.web.auth import current_user, staff_guard
 
 SiteRequest = Request[Any, Any, Any]
@@ -42,8 +46,6 @@ ADMIN_GUARDS = [staff_guard(roles.ADMIN)]
 STAFF_GUARDS = [staff_guard(roles.STAFF)]
 STAFF_BASE = "/admin/staff"
 RESIDENTS_BASE = "/admin/residents"
-CONFIRMED = "yes"
-BACK = "back"
 
 NOTICES = {
     "invited": lazy(
@@ -89,29 +91,8 @@ def _database(request: SiteRequest) -> Database:
     return database
 
 
-def _page(request: SiteRequest, template: str, *, status_code: int = 200, **context: Any) -> Response[bytes]:
-    from perron.modules.context import page
-
-    return page(request, template, status_code=status_code, **context)
-
-
-def _redirect(path: str, done: str) -> Response[bytes]:
-    """See other: the page showing the result (reloading it does not send the form again)."""
-    return Response(
-        b"",
-        status_code=303,
-        headers={"location": f"{path}?{urlencode({'done': done})}", "cache-control": "no-store"},
-    )
-
-
 def _notice(request: SiteRequest) -> str | None:
-    message = NOTICES.get(request.query_params.get("done") or "")
-    return gettext(message) if message else None
-
-
-def _text(form: Mapping[str, Any], name: str) -> str:
-    value = form.get(name)
-    return value.strip() if isinstance(value, str) else ""
+    return notice(request, NOTICES)
 
 
 def _list(form: Any, name: str) -> list[str]:
@@ -121,32 +102,6 @@ def _list(form: Any, name: str) -> list[str]:
 def _user_id(request: SiteRequest) -> UUID | None:
     user = current_user(request)
     return user.account_id if user else None
-
-
-def _confirm(
-    request: SiteRequest,
-    *,
-    title: str,
-    lines: Sequence[str],
-    action: str,
-    fields: Sequence[tuple[str, str]],
-    button: str,
-    cancel: str,
-    warning: str | None = None,
-) -> Response[bytes]:
-    """The page asking "are you sure?": the form's values travel in hidden fields; "go back"
-    returns to the form with them."""
-    return _page(
-        request,
-        "perron/admin/staff_confirm.html",
-        title=title,
-        lines=lines,
-        action=action,
-        fields=fields,
-        button=button,
-        cancel=cancel,
-        warning=warning,
-    )
 
 
 def _role_labels(names: Sequence[str], catalogue: Sequence[roles.RoleInfo]) -> list[str]:

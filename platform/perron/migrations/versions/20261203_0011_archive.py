@@ -1,7 +1,7 @@
 """Commune archives: the record of exports, and erasing a deleted commune's audit log.
 
 Revision ID: 0011_archive
-Revises: 0008_console
+Revises: 0010_commune_admin
 Created: 2026-12-03 09:00:00.000000
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 import perron.db.migration_ops  # noqa: F401  (op.enable_write_only_isolation)
 
 revision: str = "0011_archive"
-down_revision: str | Sequence[str] | None = "0008_console"
+down_revision: str | Sequence[str] | None = "0010_commune_admin"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
