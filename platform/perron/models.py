@@ -1,6 +1,14 @@
 """Every model of the platform, imported so that ``Base.metadata`` is complete."""
 
 from perron.audit import AuditEntry, PlatformAuditEntry
+from perron.billing.models import (
+    BillingCustomer,
+    BillingEvent,
+    BillingInvoice,
+    BillingPlan,
+    BillingSubscription,
+    ModuleEntitlement,
+)
 from perron.cache import CacheInvalidation
 from perron.db.base import Base
 from perron.identity.models import Account, WebSession
@@ -34,6 +42,11 @@ __all__ = [
     "Account",
     "AuditEntry",
     "Base",
+    "BillingCustomer",
+    "BillingEvent",
+    "BillingInvoice",
+    "BillingPlan",
+    "BillingSubscription",
     "Branding",
     "CacheInvalidation",
     "Commune",
@@ -45,6 +58,7 @@ __all__ = [
     "IntercommunaleSettings",
     "JobRun",
     "ModuleActivation",
+    "ModuleEntitlement",
     "Neighbourhood",
     "NeighbourhoodStreet",
     "Notification",
