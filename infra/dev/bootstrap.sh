@@ -26,6 +26,12 @@ if [ "${1:-}" = "--services" ]; then
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
   command -v redis-server >/dev/null || missing+=(redis-server)
   [ -x /usr/bin/chromium ] || missing+=(chromium)  # the accessibility check's browser
+  # stripe-mock (the billing tests' Stripe) is built from the Go module proxy on first use:
+  # it needs Go 1.22 or later, which Debian 12 does not package (its golang-go is 1.19).
+  if ! infra/stripe/stripe-mock.sh check; then
+    echo "The billing tests need stripe-mock, built with Go 1.22 or later: install Go from https://go.dev/dl/" >&2
+    exit 1
+  fi
   if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" != 0 ]; then
       echo "Missing system packages: ${missing[*]}. Install them with: sudo apt-get install ${missing[*]}" >&2

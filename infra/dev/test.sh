@@ -18,6 +18,7 @@ echo "== services"
 infra/postgres/pg.sh start
 infra/redis/redis.sh start
 infra/keycloak/keycloak.sh start
+infra/stripe/stripe-mock.sh start
 PG_PORT=${PERRON_PG_PORT:-55432}
 REDIS_PORT=${PERRON_REDIS_PORT:-56379}
 # The login tests run against this real Keycloak, once (in the SQLite pass); they fail
@@ -26,6 +27,9 @@ export PERRON_TEST_KEYCLOAK_URL="http://127.0.0.1:${PERRON_KEYCLOAK_PORT:-58080}
 PERRON_TEST_KEYCLOAK_ADMIN_PASSWORD=$(cat "${PERRON_KEYCLOAK_HOME:-$ROOT/.perron/keycloak}/admin-password")
 export PERRON_TEST_KEYCLOAK_ADMIN_PASSWORD
 export PERRON_TEST_KEYCLOAK_REQUIRED=1
+# The billing tests call stripe-mock for real (customers, Checkout, the customer portal,
+# products and prices); they fail rather than skip when it does not answer.
+export PERRON_TEST_STRIPE_URL="http://127.0.0.1:${PERRON_STRIPE_MOCK_PORT:-58111}"
 
 # Each module under modules/ is its own distribution with its own tests, run the way its
 # authors run them: from its folder, with the perron.testing pytest plugin.

@@ -134,6 +134,26 @@ class Settings(BaseSettings):
     """Key of the HMAC that stands for a national register number (one person, one account);
     default: derived from the secret key. Changing it makes every person look new."""
 
+    billing_enabled: bool = False
+    """Bill communes and intercommunales through Stripe: billable modules then follow the
+    payer's subscriptions. Off (the default, for deployments that do not bill): every module
+    a commune switches on works, and the Stripe webhook answers 404."""
+
+    stripe_secret_key: SecretStr | None = None
+    """Stripe's secret API key (``sk_live_...``, or ``sk_test_...`` in test mode)."""
+
+    stripe_webhook_secret: SecretStr | None = None
+    """The signing secret of the webhook endpoint registered in Stripe (``whsec_...``)."""
+
+    stripe_api_base: str | None = None
+    """Where Stripe's API answers; default Stripe's own. Development and tests point it at
+    stripe-mock (``infra/stripe/stripe-mock.sh env``)."""
+
+    stripe_timeout_seconds: float = Field(default=20.0, gt=0, le=120)
+
+    billing_grace_days: int = Field(default=14, ge=0, le=365)
+    """Days a billable module keeps working for citizens after a payment first failed."""
+
     @field_validator("trusted_proxies", mode="before")
     @classmethod
     def _split_proxies(cls, value: object) -> object:
@@ -195,7 +215,19 @@ class Settings(BaseSettings):
             )
         return self
 
-    @field_validator("keycloak_url", "backchannel_base_url")
+    @model_validator(mode="after")
+    def _billing_needs_stripe(self) -> Settings:
+        if self.billing_enabled:
+            missing = [
+                f"{ENV_PREFIX}{name.upper()}"
+                for name in ("stripe_secret_key", "stripe_webhook_secret")
+                if getattr(self, name) is None
+            ]
+            if missing:
+                raise ValueError(f"PERRON_BILLING_ENABLED needs {' and '.join(missing)}")
+        return self
+
+    @field_validator("keycloak_url", "backchannel_base_url", "stripe_api_base")
     @classmethod
     def _check_http_url(cls, value: str | None) -> str | None:
         if value is None:

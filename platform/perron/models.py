@@ -1,6 +1,14 @@
 """Every model of the platform, imported so that ``Base.metadata`` is complete."""
 
 from perron.audit import AuditEntry, PlatformAuditEntry
+from perron.billing.models import (
+    BillingCustomer,
+    BillingEvent,
+    BillingInvoice,
+    BillingPlan,
+    BillingSubscription,
+    ModuleEntitlement,
+)
 from perron.cache import CacheInvalidation
 from perron.console.models import (
     BulkOnboarding,
@@ -43,6 +51,11 @@ __all__ = [
     "Account",
     "AuditEntry",
     "Base",
+    "BillingCustomer",
+    "BillingEvent",
+    "BillingInvoice",
+    "BillingPlan",
+    "BillingSubscription",
     "Branding",
     "BulkOnboarding",
     "CacheInvalidation",
@@ -60,6 +73,7 @@ __all__ = [
     "JobRun",
     "LegalTexts",
     "ModuleActivation",
+    "ModuleEntitlement",
     "Neighbourhood",
     "NeighbourhoodStreet",
     "Notification",

@@ -17,6 +17,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from perron import mail, signals
 from perron import models as _models
+from perron.billing import jobs as _billing_jobs  # noqa: F401  (its jobs)
+from perron.billing import service as billing
 from perron.cache import Invalidation, InvalidationService, hub
 from perron.config import Settings
 from perron.console import invitations as _invitations  # noqa: F401  (its job)
@@ -50,12 +52,16 @@ class Runtime:
         registry.load_installed()  # before templates and migrations: modules add to both
         self.database = Database(settings.database, pool_size=settings.database_pool_size)
         self.resolver = TenantResolver(
-            self.database, ttl=settings.tenant_cache_ttl_seconds, size=settings.tenant_cache_size
+            self.database,
+            ttl=settings.tenant_cache_ttl_seconds,
+            size=settings.tenant_cache_size,
+            billing=settings.billing_enabled,
         )
         self.invalidations = InvalidationService(self.database, settings.redis_url)
         self.jobs = Jobs(settings, self.database, run_worker=run_worker)
         self.templates = Templates(theme_template_dirs(settings.themes_dir))
         self.identity = Providers(settings)
+        self.billing = billing.Billing(settings, self.database)
         self._unsubscribe: Any = None
         self._mail_before: Any = None
         self.started = False
@@ -70,6 +76,7 @@ class Runtime:
         signals.dispatcher.bind(self.database)
         self._mail_before = mail.configure(self.settings, self.templates)
         identity_jobs.configure(self.settings)
+        billing.configure(self.settings)
         self.started = True
         log.info(
             "runtime.started",
@@ -86,6 +93,7 @@ class Runtime:
         if self.started:
             mail.restore(self._mail_before)
             identity_jobs.unconfigure(self.settings)
+            billing.unconfigure(self.settings)
         await self.jobs.stop()
         await self.invalidations.stop()
         await self.database.dispose()
@@ -145,9 +153,11 @@ async def command_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     runtime.jobs.declare_actors()
     signals.dispatcher.bind(runtime.database)
     mail_before = mail.configure(settings, runtime.templates)
+    billing.configure(settings)
     try:
         yield runtime
     finally:
+        billing.unconfigure(settings)
         await signals.dispatcher.drain()
         signals.dispatcher.unbind(runtime.database)
         mail.restore(mail_before)

@@ -11,6 +11,7 @@ from uuid import UUID
 from perron_news.models import Article
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from perron.billing.models import ModuleEntitlement
 from perron.db.base import Base, new_id, utcnow
 from perron.identity.models import Account, LoginAttempt, ResidencyCode, WebSession
 from perron.mail import EmailStatus, OutgoingEmail
@@ -222,6 +223,12 @@ async def _legal_texts(session: AsyncSession, tenant_id: UUID) -> Base:
     return row
 
 
+async def _entitlement(session: AsyncSession, tenant_id: UUID) -> Base:
+    row = ModuleEntitlement(tenant_id=tenant_id, module="news", reason="active", subscription_ref="sub_seed")
+    session.add(row)
+    return row
+
+
 MORE_FACTORIES: dict[type[Base], Any] = {
     Account: _account,
     WebSession: _web_session,
@@ -231,4 +238,5 @@ MORE_FACTORIES: dict[type[Base], Any] = {
     **TERRITORY_FACTORIES,
     Article: _article,
     LegalTexts: _legal_texts,
+    ModuleEntitlement: _entitlement,
 }

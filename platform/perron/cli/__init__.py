@@ -14,6 +14,7 @@ import click
 
 from perron import __version__
 from perron.cli import (
+    billing,
     console,
     db,
     domains,
@@ -75,5 +76,6 @@ main.add_command(notifications.notifications)
 main.add_command(territory.territory)
 main.add_command(keycloak.keycloak)
 main.add_command(console.console)
+main.add_command(billing.billing)
 
 __all__ = ["main"]

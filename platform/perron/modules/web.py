@@ -56,6 +56,14 @@ def module_enabled_guard(connection: ASGIConnection[Any, Any, Any, Any], handler
         raise NotFoundException()
 
 
+def module_open_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+    """A module's citizen pages do not exist where it is switched off, nor where billing
+    closed it to citizens (a paused module: its staff pages still answer)."""
+    site: TenantSite | None = connection.scope.get("state", {}).get("site")
+    if site is None or _module_of(connection, handler) not in site.open_modules():
+        raise NotFoundException()
+
+
 def module_staff_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
     """A module's admin pages: staff holding ``admin`` or one of the module's roles."""
     user = require_user(connection, Assurance.LOW)
@@ -96,7 +104,7 @@ def module_routers(registry: Registry) -> list[Router]:
                 Router(
                     path=manifest.path,
                     route_handlers=list(manifest.routes),
-                    guards=[module_enabled_guard],
+                    guards=[module_open_guard],
                     opt=opt,
                 )
             )
@@ -128,7 +136,7 @@ def _current(url: str, path: str) -> bool:
 
 def navigation(registry: Registry, site: TenantSite, path: str) -> list[NavItem]:
     items: list[NavItem] = []
-    for manifest in registry.ordered(site.enabled_modules):
+    for manifest in registry.ordered(site.open_modules()):
         for entry in manifest.nav:
             url = manifest.path + entry.path
             items.append(NavItem(gettext(entry.title), url, _current(url, path)))
@@ -181,10 +189,10 @@ def admin_navigation(registry: Registry, site: TenantSite, path: str, roles: fro
 
 
 def services(registry: Registry, site: TenantSite, language: str) -> list[NavItem]:
-    """The enabled modules as the home page lists them."""
+    """The modules open to citizens, as the home page lists them."""
     return [
         NavItem(m.title(language), m.path, description=m.description(language))
-        for m in registry.ordered(site.enabled_modules)
+        for m in registry.ordered(site.open_modules())
         if m.routes
     ]
 
@@ -192,11 +200,12 @@ def services(registry: Registry, site: TenantSite, language: str) -> list[NavIte
 async def render_widgets(
     registry: Registry, site: TenantSite, language: str, session: Any, templates: Any
 ) -> Sequence[RenderedWidget]:
-    """Every enabled module's home-page widgets; one failing is logged and left out."""
+    """The home-page widgets of every module open to citizens; one failing is logged and
+    left out."""
     from perron.tenancy.settings import resolve
 
     rendered: list[RenderedWidget] = []
-    for manifest in registry.ordered(site.enabled_modules):
+    for manifest in registry.ordered(site.open_modules()):
         if not manifest.widgets:
             continue
         try:
@@ -219,3 +228,18 @@ async def render_widgets(
         except Exception:
             log.exception("widget.failed", module=manifest.name)
     return rendered
+
+
+def module_billing_notice(registry: Registry, site: TenantSite, path: str) -> str | None:
+    """On a module's staff pages: what billing does to it for citizens (a payment failed, a
+    pause for non-payment, a subscription ending), or None."""
+    if not site.paid_access:
+        return None
+    for manifest in registry.ordered(site.enabled_modules):
+        prefix = f"/admin{manifest.path}"
+        if path == prefix or path.startswith(prefix.rstrip("/") + "/"):
+            from perron import clock
+            from perron.billing.entitlements import staff_notice
+
+            return staff_notice(site.paid_access.get(manifest.name), clock.now())
+    return None

@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from perron import audit
+from perron.billing.jobs import membership_changed as billing_membership_changed
 from perron.cache import invalidate
 from perron.db.repository import ensure_tenant
 from perron.db.scope import tenant_scope
@@ -213,6 +214,8 @@ async def create_commune(
     )
     invalidate(session, commune.id, hosts=True)
     commune_login_changed(session, commune.id)
+    if body is not None:
+        billing_membership_changed(session, commune.id)
     await session.flush()
     return commune
 
@@ -254,6 +257,8 @@ async def update_commune(
     if not changes:
         return False
     commune.names, commune.languages, commune.nis_code = new_names, new_languages, new_nis
+    if commune.intercommunale_id != new_body_id:
+        billing_membership_changed(session, commune.id)
     commune.intercommunale_id = new_body_id
     audit.record(
         session,

@@ -67,8 +67,12 @@ UNKNOWN = Resolution(Outcome.UNKNOWN)
 
 
 class TenantResolver:
-    def __init__(self, database: Database, *, ttl: float = 300.0, size: int = 20_000) -> None:
+    def __init__(
+        self, database: Database, *, ttl: float = 300.0, size: int = 20_000, billing: bool = False
+    ) -> None:
         self.database = database
+        self.billing = billing
+        """Snapshots say until when citizens may use billable modules (billing is on)."""
         self._hosts: TTLCache[str, Any] = TTLCache(maxsize=size, ttl=ttl)
         self._sites: TTLCache[UUID, TenantSite | None] = TTLCache(maxsize=size, ttl=ttl)
         self._inflight: dict[tuple[str, object], asyncio.Future[Any]] = {}
@@ -142,4 +146,4 @@ class TenantResolver:
     async def _load_site(self, tenant_id: UUID) -> TenantSite | None:
         with tenant_scope(tenant_id):
             async with self.database.session() as session:
-                return await load_site(session, tenant_id)
+                return await load_site(session, tenant_id, billing=self.billing)

@@ -14,6 +14,7 @@ from uuid import UUID
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from perron import clock
 from perron.tenancy.branding import fingerprint, icon_version, monogram, stylesheet
 from perron.tenancy.models import (
     DEFAULT_PALETTE,
@@ -130,6 +131,19 @@ DEFAULT_BRANDING = SiteBranding.build(DEFAULT_PALETTE, FontChoice.SYSTEM, {})
 
 
 @dataclass(frozen=True, slots=True)
+class PaidAccess:
+    """Until when the commune's citizens may use a billable module (see
+    :mod:`perron.billing.entitlements`): ``until`` is a moment in seconds since the epoch,
+    None for no end in sight; ``reason`` says why (``active``, ``payment_failed``, ...)."""
+
+    until: float | None
+    reason: str
+
+    def open_at(self, now: float) -> bool:
+        return self.until is None or now < self.until
+
+
+@dataclass(frozen=True, slots=True)
 class TenantSite:
     id: UUID
     slug: str
@@ -143,7 +157,20 @@ class TenantSite:
     branding: SiteBranding
     enabled_modules: frozenset[str]
     contact: CoreSettings
+    paid_access: Mapping[str, PaidAccess] = field(default_factory=dict)
+    """Billable modules switched on here and until when citizens may use them; empty when
+    billing is off or none of the enabled modules is billable."""
     loaded_at: float = field(default_factory=time.monotonic, compare=False)
+
+    def open_modules(self, now: float | None = None) -> frozenset[str]:
+        """The enabled modules citizens may use now: all of them, unless billing closed some
+        (their staff pages still work). Compared with the clock at each call, so a grace
+        period ends on time without the snapshot being reloaded."""
+        if not self.paid_access:
+            return self.enabled_modules
+        moment = clock.now() if now is None else now
+        closed = {name for name, access in self.paid_access.items() if not access.open_at(moment)}
+        return self.enabled_modules - closed if closed else self.enabled_modules
 
     @property
     def default_language(self) -> str:
@@ -159,8 +186,9 @@ class TenantSite:
         return self.status_notice.get(language) or next(iter(self.status_notice.values()), "")
 
 
-async def load_site(session: AsyncSession, tenant_id: UUID) -> TenantSite | None:
-    """Read a commune's snapshot; the caller's scope must allow reading that commune."""
+async def load_site(session: AsyncSession, tenant_id: UUID, *, billing: bool = False) -> TenantSite | None:
+    """Read a commune's snapshot; the caller's scope must allow reading that commune. With
+    ``billing``, the snapshot says until when citizens may use each billable module."""
     row = (
         await session.execute(
             select(Commune, Domain.host, Branding)
@@ -177,6 +205,12 @@ async def load_site(session: AsyncSession, tenant_id: UUID) -> TenantSite | None
             ModuleActivation.tenant_id == tenant_id, ModuleActivation.enabled.is_(True)
         )
     )
+    enabled = frozenset(modules)
+    access: Mapping[str, PaidAccess] = {}
+    if billing and enabled:
+        from perron.billing.entitlements import paid_access
+
+        access = await paid_access(session, tenant_id, enabled)
     site_branding = SiteBranding.from_row(branding, commune.name()) if branding else DEFAULT_BRANDING
     return TenantSite(
         id=commune.id,
@@ -189,8 +223,9 @@ async def load_site(session: AsyncSession, tenant_id: UUID) -> TenantSite | None
         intercommunale_id=commune.intercommunale_id,
         status_notice=dict(commune.status_notice or {}),
         branding=site_branding,
-        enabled_modules=frozenset(modules),
+        enabled_modules=enabled,
         contact=await resolve(
             session, tenant_id, "core", CoreSettings, intercommunale_id=commune.intercommunale_id
         ),
+        paid_access=access,
     )

@@ -21,6 +21,7 @@ from urllib.parse import parse_qs, quote
 
 import structlog
 
+from perron.billing import webhooks as stripe_webhooks
 from perron.db.scope import tenant_scope
 from perron.i18n import LANGUAGE_COOKIE, negotiate, set_language
 from perron.identity import backchannel
@@ -121,6 +122,9 @@ class PerronASGI:
         if path == backchannel.PATH:
             await self._backchannel_logout(scope, receive, send)
             return
+        if path == stripe_webhooks.PATH:
+            await self._stripe_webhook(scope, receive, send)
+            return
         try:
             address = split_host_header(_header(scope, b"host"))
         except InvalidHost as error:
@@ -217,19 +221,21 @@ class PerronASGI:
         return language, send_with_cookie
 
     async def _backchannel_logout(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["method"] != "POST":
-            await plain(send, 405, "Use POST.\n", [(b"allow", b"POST")])
+        body = await _posted_body(scope, receive, send, backchannel.MAX_BODY)
+        if body is None:
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if len(body) > backchannel.MAX_BODY:
-                await plain(send, 413, "Too large.\n")
-                return
-            if not message.get("more_body"):
-                break
         status, answer = await backchannel.handle(self.runtime, body)
+        await _respond(send, status, b"application/json", json.dumps(answer) + "\n")
+
+    async def _stripe_webhook(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if not self.runtime.settings.billing_enabled:
+            await plain(send, 404, "Not found.\n")
+            return
+        body = await _posted_body(scope, receive, send, stripe_webhooks.MAX_BODY)
+        if body is None:
+            return
+        signature = _header(scope, b"stripe-signature")
+        status, answer = await stripe_webhooks.handle(self.runtime, body, signature)
         await _respond(send, status, b"application/json", json.dumps(answer) + "\n")
 
     async def _readiness(self, send: Any) -> None:
@@ -260,6 +266,23 @@ class PerronASGI:
             await stop()
         await self.runtime.stop()
         await send({"type": "lifespan.shutdown.complete"})
+
+
+async def _posted_body(scope: dict[str, Any], receive: Any, send: Any, limit: int) -> bytes | None:
+    """The body of a POST of at most ``limit`` bytes; otherwise answers (405, 413) and None."""
+    if scope["method"] != "POST":
+        await plain(send, 405, "Use POST.\n", [(b"allow", b"POST")])
+        return None
+    body = b""
+    while True:
+        message = await receive()
+        body += bytes(message.get("body", b""))
+        if len(body) > limit:
+            log.warning("request.too_large", path=scope["path"], limit=limit)
+            await plain(send, 413, "Too large.\n")
+            return None
+        if not message.get("more_body"):
+            return body
 
 
 async def _start_lifespan(app: ASGIApp) -> Callable[[], Awaitable[None]]:

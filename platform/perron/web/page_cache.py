@@ -8,9 +8,11 @@ A route opts in with ``opt=PUBLIC_PAGE``, which promises that its response depen
 the commune's site snapshot, the language and the URL. The key is (commune id, snapshot
 version, language, path, query string): any change that invalidates the commune's
 snapshot (:func:`perron.cache.invalidate`) makes new keys, and the old entries age out of
-the bounded LRU. A request carrying any cookie but the language choice (a session, a CSRF
-token) is never served from the cache, and a response that sets a cookie or is not a 200
-is never stored.
+the bounded LRU. Where billing limits a module in time, the key also holds the modules open
+to citizens at this moment: a grace period that ends makes new keys by itself, so a paused
+module's pages and widgets are never served from a copy made before. A request carrying any
+cookie but the language choice (a session, a CSRF token) is never served from the cache,
+and a response that sets a cookie or is not a 200 is never stored.
 """
 
 from __future__ import annotations
@@ -72,7 +74,14 @@ class PageCacheMiddleware:
             return
         state = scope["state"]
         site = state["site"]
-        key = (site.id, site.loaded_at, state["language"], scope["path"], scope.get("query_string", b""))
+        key = (
+            site.id,
+            site.loaded_at,
+            site.open_modules() if site.paid_access else None,
+            state["language"],
+            scope["path"],
+            scope.get("query_string", b""),
+        )
         entry = self.cache.get(key)
         if entry is not None:
             _HIT.inc()

@@ -27,6 +27,7 @@ from perron.modules.registry import registry
 from perron.modules.web import (
     RenderedWidget,
     admin_navigation,
+    module_billing_notice,
     module_routers,
     navigation,
     render_widgets,
@@ -80,6 +81,7 @@ def page_context(request: SiteRequest, context: dict[str, Any]) -> dict[str, Any
     }
     if path == "/admin" or path.startswith("/admin/"):
         base["admin_nav"] = admin_navigation(registry, site, path, user.roles if user else frozenset())
+        base["billing_notice"] = module_billing_notice(registry, site, path)
     return base | context
 
 
@@ -88,7 +90,7 @@ async def home(request: SiteRequest) -> ASGIResponse:
     site = current_site(request)
     language = request.scope["state"]["language"]
     widgets: Sequence[RenderedWidget] = ()
-    if any(manifest.widgets for manifest in registry.ordered(site.enabled_modules)):
+    if any(manifest.widgets for manifest in registry.ordered(site.open_modules())):
         async with request.app.state.runtime.database.session() as session:
             widgets = await render_widgets(registry, site, language, session, request.app.state.templates)
     return page(request, "perron/home.html", services=services(registry, site, language), widgets=widgets)

@@ -1,7 +1,7 @@
 """Commune admin console: the commune's legal texts, indexes for the audit log viewer.
 
 Revision ID: 0010_commune_admin
-Revises: 0008_console
+Revises: 0009_billing
 Created: 2026-12-03 14:23:46.661139
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 import perron.db.migration_ops  # noqa: F401  (op.enable_tenant_isolation)
 
 revision: str = "0010_commune_admin"
-down_revision: str | Sequence[str] | None = "0008_console"
+down_revision: str | Sequence[str] | None = "0009_billing"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
