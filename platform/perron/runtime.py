@@ -17,6 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from perron import mail, signals
 from perron import models as _models
+from perron.adoption.recording import ActivityRecorder
 from perron.cache import Invalidation, InvalidationService, hub
 from perron.config import Settings
 from perron.db.engine import Database
@@ -53,6 +54,7 @@ class Runtime:
         self.jobs = Jobs(settings, self.database, run_worker=run_worker)
         self.templates = Templates(theme_template_dirs(settings.themes_dir))
         self.identity = Providers(settings)
+        self.activity = ActivityRecorder(self.database)
         self._unsubscribe: Any = None
         self._mail_before: Any = None
         self.started = False

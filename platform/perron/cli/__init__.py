@@ -14,6 +14,7 @@ import click
 
 from perron import __version__
 from perron.cli import (
+    adoption,
     db,
     domains,
     i18n,
@@ -69,6 +70,7 @@ main.add_command(modules.modules)
 main.add_command(jobs.jobs)
 main.add_command(notifications.notifications)
 main.add_command(territory.territory)
+main.add_command(adoption.adoption)
 main.add_command(keycloak.keycloak)
 
 __all__ = ["main"]
