@@ -152,6 +152,8 @@ def admin_navigation(registry: Registry, site: TenantSite, path: str, roles: fro
         items.append(NavItem(gettext("Staff"), "/admin/staff", _current("/admin/staff", path)))
     if is_admin:
         items.append(NavItem(gettext("Modules"), "/admin/modules", _current("/admin/modules", path)))
+    if is_admin:
+        items.append(NavItem(gettext("Site usage"), "/admin/adoption", _current("/admin/adoption", path)))
     return items
 
 

@@ -35,7 +35,7 @@ from perron.modules.web import (
 from perron.notifications.web import ROUTES as NOTIFICATION_ROUTES
 from perron.tenancy.site import TenantSite
 from perron.territory import web as territory_web
-from perron.web import account, admin, login, staff_admin
+from perron.web import account, admin, adoption, login, staff_admin
 from perron.web.auth import SessionMiddleware
 from perron.web.brand_assets import ROUTES as BRAND_ROUTES
 from perron.web.errors import error_handler
@@ -110,6 +110,7 @@ def create_site_app(settings: Settings, templates: Templates, runtime: Any) -> L
             branding_css,
             *BRAND_ROUTES,
             *admin.ROUTES,
+            *adoption.ROUTES,
             *staff_admin.ROUTES,
             *account.ROUTES,
             *login.ROUTES,
