@@ -1,5 +1,6 @@
 """Every model of the platform, imported so that ``Base.metadata`` is complete."""
 
+from perron.adoption.models import ActivityDay
 from perron.audit import AuditEntry, PlatformAuditEntry
 from perron.billing.models import (
     BillingCustomer,
@@ -49,6 +50,7 @@ metadata = Base.metadata
 
 __all__ = [
     "Account",
+    "ActivityDay",
     "AuditEntry",
     "Base",
     "BillingCustomer",

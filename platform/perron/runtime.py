@@ -17,6 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from perron import mail, signals
 from perron import models as _models
+from perron.adoption.recording import ActivityRecorder
 from perron.billing import jobs as _billing_jobs  # noqa: F401  (its jobs)
 from perron.billing import service as billing
 from perron.cache import Invalidation, InvalidationService, hub
@@ -62,6 +63,7 @@ class Runtime:
         self.templates = Templates(theme_template_dirs(settings.themes_dir))
         self.identity = Providers(settings)
         self.billing = billing.Billing(settings, self.database)
+        self.activity = ActivityRecorder(self.database)
         self._unsubscribe: Any = None
         self._mail_before: Any = None
         self.started = False

@@ -308,3 +308,20 @@ async def test_a_change_committed_during_the_deletion_stops_it(
     after = await snapshot(database, filled.alpha.id)
     assert len(after["news_articles"]) == len(before["news_articles"]) + 1
     assert after["communes"] == before["communes"] and after["audit_entries"] == before["audit_entries"]
+
+
+async def test_a_commune_paying_through_stripe_is_not_deleted(
+    filled: Filled, database: Database, settings: Any, unchanged: Any
+) -> None:
+    """Its Stripe customer, subscriptions and invoices are the deployment's accounts."""
+    from perron.billing.models import BillingCustomer
+    from perron.errors import Conflict
+
+    with platform_scope("test: alpha pays itself"):
+        async with database.transaction() as session:
+            session.add(BillingCustomer(stripe_customer_id="cus_alpha", commune_id=filled.alpha.id))
+    await export_commune(database, settings, "alpha")
+    async with unchanged():
+        with using_language("en"), pytest.raises(Conflict) as refusal:
+            await delete_commune(database, settings, "alpha", confirmation="Alpha-sur-Meuse")
+    assert "pays for its modules through Stripe" in refusal.value.message

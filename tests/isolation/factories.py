@@ -11,6 +11,7 @@ from uuid import UUID
 from perron_news.models import Article
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from perron.adoption.models import ActivityDay, week_of
 from perron.billing.models import ModuleEntitlement
 from perron.db.base import Base, new_id, utcnow
 from perron.identity.models import Account, LoginAttempt, ResidencyCode, WebSession
@@ -229,6 +230,14 @@ async def _entitlement(session: AsyncSession, tenant_id: UUID) -> Base:
     return row
 
 
+async def _activity_day(session: AsyncSession, tenant_id: UUID) -> Base:
+    account = await _account(session, tenant_id)
+    day = dt.date(2026, 11, 30)
+    row = ActivityDay(tenant_id=tenant_id, week=week_of(day), module="", account_id=account.id, day=day)
+    session.add(row)
+    return row
+
+
 MORE_FACTORIES: dict[type[Base], Any] = {
     Account: _account,
     WebSession: _web_session,
@@ -239,4 +248,5 @@ MORE_FACTORIES: dict[type[Base], Any] = {
     Article: _article,
     LegalTexts: _legal_texts,
     ModuleEntitlement: _entitlement,
+    ActivityDay: _activity_day,
 }

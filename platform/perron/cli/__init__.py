@@ -14,6 +14,7 @@ import click
 
 from perron import __version__
 from perron.cli import (
+    adoption,
     billing,
     console,
     db,
@@ -44,9 +45,10 @@ def main(ctx: click.Context) -> None:
         sys.exit(2)
     ctx.ensure_object(dict)["settings"] = settings
     _quiet_logging(settings)
-    from perron.i18n import set_language
+    from perron.i18n import using_language
 
-    set_language("en")  # the command line speaks English (pages speak their visitor's language)
+    # The command line speaks English (pages speak their visitor's language), for this command only.
+    ctx.with_resource(using_language("en"))
     from perron.modules.registry import registry
 
     registry.load_installed()  # modules add migrations, settings and jobs the commands need
@@ -74,6 +76,7 @@ main.add_command(modules.modules)
 main.add_command(jobs.jobs)
 main.add_command(notifications.notifications)
 main.add_command(territory.territory)
+main.add_command(adoption.adoption)
 main.add_command(keycloak.keycloak)
 main.add_command(console.console)
 main.add_command(billing.billing)

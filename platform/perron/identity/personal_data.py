@@ -2,7 +2,8 @@
 the deletion of their account (article 17).
 
 * :func:`collect_personal_data` gathers the platform's data (the account, its sessions,
-  residency codes, notification choices, inbox and e-mails) and each enabled module's
+  residency codes, notification choices, inbox, e-mails and the days they used the site,
+  for the adoption figures) and each enabled module's
   contribution. **Extension point:** a module contributes through its manifest's
   ``personal_data`` attribute, an ``async`` callable ``(HookContext, account_id) -> dict``
   (see :func:`module_exporter`); until the manifest declares that field, only modules that
@@ -24,6 +25,7 @@ from uuid import UUID
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from perron.adoption.recording import activity_of
 from perron.db.base import utcnow
 from perron.db.engine import Database
 from perron.db.repository import ensure_owned
@@ -100,6 +102,7 @@ async def collect_personal_data(
         },
         "notifications": await _notifications(session, account),
         "emails": await _emails(session, account),
+        "activity_days": await activity_of(session, account.id),
         "modules": {},
     }
     for name in sorted(await enabled_modules(session, account.tenant_id)):

@@ -28,7 +28,20 @@ if TYPE_CHECKING:
 
 NAME = re.compile(r"^[a-z][a-z0-9_]{1,40}$")
 RESERVED_NAMES = frozenset(
-    {"admin", "static", "media", "login", "logout", "inbox", "account", "icons", "api", "core", "perron"}
+    {
+        "admin",
+        "static",
+        "media",
+        "login",
+        "logout",
+        "inbox",
+        "account",
+        "icons",
+        "api",
+        "core",
+        "perron",
+        "adoption",
+    }
 )
 
 

@@ -181,6 +181,12 @@ def admin_navigation(registry: Registry, site: TenantSite, path: str, roles: fro
             lazy("What the commune adds to its privacy notice and accessibility statement."),
         ),
         (is_admin, lazy("Audit log"), "/admin/audit", lazy("Who changed what, and when.")),
+        (
+            is_admin,
+            lazy("Site usage"),
+            "/admin/adoption",
+            lazy("How many citizens use the site and its services."),
+        ),
     ]
     for allowed, title, url, description in platform:
         if allowed:

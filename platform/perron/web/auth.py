@@ -2,7 +2,9 @@
 
 * :class:`SessionMiddleware` reads the session cookie (in the commune's scope, so a cookie
   from another commune finds nothing) and puts a :class:`CurrentUser` or ``None`` in
-  ``request.state.user``. Requests without the cookie cost nothing.
+  ``request.state.user``. Requests without the cookie cost nothing. A citizen's first
+  request of the day (per process) is recorded for the adoption figures after its response
+  (:mod:`perron.adoption.recording`).
 * Guards: :func:`require` for a module's declared action (level of assurance, verified
   residency), :func:`staff` for admin pages (a role in this commune).
 
@@ -91,8 +93,14 @@ class SessionMiddleware:
             state["user"] = user
             if user is not None:
                 _prefer_account_language(state, user)
+                activity = scope["app"].state.runtime.activity
+                # Nearly always None: this process already recorded this person's day.
+                visit = activity.visit(scope, user)
                 with acting_as(Actor(ActorKind.PERSON, user.display_name, user.account_id)):
-                    await self.app(scope, receive, send)
+                    if visit is None:
+                        await self.app(scope, receive, send)
+                    else:  # records it after the response (perron.adoption.recording)
+                        await activity.serve(self.app, scope, receive, send, visit)
                 return
         await self.app(scope, receive, send)
 

@@ -39,6 +39,7 @@ from perron.territory import web as territory_web
 from perron.web import (
     account,
     admin,
+    adoption,
     audit_admin,
     branding_admin,
     domains_admin,
@@ -121,6 +122,7 @@ def create_site_app(settings: Settings, templates: Templates, runtime: Any) -> L
             branding_css,
             *BRAND_ROUTES,
             *admin.ROUTES,
+            *adoption.ROUTES,
             *staff_admin.ROUTES,
             *branding_admin.ROUTES,
             *domains_admin.ROUTES,

@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from perron import audit
 from perron.audit import AuditEntry
+from perron.billing.models import BillingCustomer
 from perron.cache import invalidate
 from perron.config import Settings
 from perron.db.engine import Database
@@ -155,7 +156,20 @@ async def delete_commune(
             found = await _find(session, commune)
             check_confirmation(found, confirmation)
             exports = await list_exports(session, commune_id=found.id, limit=20)
+            pays = await session.scalar(
+                select(BillingCustomer.id).where(BillingCustomer.commune_id == found.id)
+            )
     commune_id, slug = found.id, found.slug
+    if pays is not None:
+        # Its customer, subscriptions and invoices are the deployment's accounts: they are kept,
+        # and they name the commune.
+        raise Conflict(
+            gettext(
+                "%(slug)s pays for its modules through Stripe: its billing records are kept for the "
+                "accounts, so it cannot be deleted. Archive it instead."
+            )
+            % {"slug": slug}
+        )
     if not exports:
         raise Conflict(gettext("%(slug)s has no export: export it first, then delete it.") % {"slug": slug})
     try:

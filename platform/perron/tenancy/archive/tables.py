@@ -43,6 +43,7 @@ LEFT_OUT: dict[str, str] = {
     "dead_letters": "failed jobs, for this deployment's operators to handle",
     "cache_invalidations": "notices to this deployment's processes, kept for ten minutes",
     "commune_exports": "this deployment's record of the archives it made (kept after a deletion)",
+    "billing_customers": "the deployment's Stripe customer (its accounts); a paying commune is never deleted",
     "onboardings": "the intercommunale's record of how it brought the commune on board (its console's)",
 }
 """The platform's tables about a commune that an archive leaves out, and why."""
