@@ -131,3 +131,11 @@ async def test_anonymous_visitors_see_the_status_page_and_nothing_else(
     crossing = perron.console_client()
     crossing.cookies.set("perron_console", staff.token, domain="console.test")
     assert (await crossing.get("/communes")).status_code == 401
+
+
+async def test_billing_pages_do_not_exist_where_the_deployment_does_not_bill(
+    perron: Harness, bodies: Bodies
+) -> None:
+    client = console(perron, bodies.bep_admin)
+    assert (await client.get("/billing/intercommunale/bep")).status_code == 404
+    assert "/billing/" not in (await client.get("/communes/ciney")).text

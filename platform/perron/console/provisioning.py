@@ -37,7 +37,7 @@ from perron.logging import get_logger
 from perron.media import MediaStore
 from perron.modules import activation
 from perron.tenancy import actions
-from perron.tenancy.models import Commune, CommuneStatus
+from perron.tenancy.models import Commune, CommuneStatus, Intercommunale
 
 log = get_logger("perron.console")
 
@@ -51,6 +51,7 @@ class Step:
 
 STEPS = (
     Step("commune", lazy("Creating the commune and its addresses")),
+    Step("billing", lazy("Its customer account for billing (Stripe)")),
     Step("branding", lazy("Colours and logo")),
     Step("modules", lazy("Modules and their settings")),
     Step("demo", lazy("Demo content")),
@@ -61,8 +62,15 @@ STEPS = (
 
 
 def planned_steps(spec: dict[str, Any]) -> list[Step]:
-    """The steps this onboarding goes through (demo content only when asked for)."""
-    return [step for step in STEPS if step.name != "demo" or spec.get("demo")]
+    """The steps this onboarding goes through (demo content only when asked for, billing only
+    where the deployment bills)."""
+    settings = identity_jobs.current_settings()
+    billing = settings is not None and settings.billing_enabled
+    return [
+        step
+        for step in STEPS
+        if (step.name != "demo" or spec.get("demo")) and (step.name != "billing" or billing)
+    ]
 
 
 @dataclass
@@ -94,6 +102,22 @@ async def _commune(run: _Run) -> None:
     )
     run.onboarding.commune_id = commune.id
     run.commune_id = commune.id
+
+
+async def _billing(run: _Run) -> None:
+    """The paying body's Stripe customer: the intercommunale's for a member (it pays for its
+    members unless a commune subscribes itself), the commune's own otherwise. Stripe
+    unreachable: a temporary error, the job waits and retries."""
+    from perron.billing.service import ensure_customer
+
+    commune = await run.ctx.session.get(Commune, run.commune_id)
+    assert commune is not None
+    body = (
+        await run.ctx.session.get(Intercommunale, commune.intercommunale_id)
+        if commune.intercommunale_id
+        else None
+    )
+    await ensure_customer(run.ctx.session, body or commune)
 
 
 async def _branding(run: _Run) -> None:
@@ -169,6 +193,7 @@ async def _open(run: _Run) -> None:
 
 _ACTIONS: dict[str, Callable[[_Run], Awaitable[None]]] = {
     "commune": _commune,
+    "billing": _billing,
     "branding": _branding,
     "modules": _modules,
     "demo": _demo,

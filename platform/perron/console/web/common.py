@@ -62,6 +62,7 @@ NAV = (
     ("/intercommunales", lazy("Intercommunales"), False),
     ("/onboardings", lazy("Onboarding"), False),
     ("/jobs", lazy("Failed jobs"), True),
+    ("/archives", lazy("Import a commune"), True),
     ("/operators", lazy("Operators"), True),
 )
 

@@ -412,7 +412,7 @@ def explain_wait(error: str | None) -> str:
             "The login service (Keycloak) cannot be reached at the moment. Perron tries again by itself; "
             "nothing needs to be done."
         )
-    if "Stripe" in text:
+    if "Stripe" in text or "billing" in text.lower():
         return gettext(
             "The payment service (Stripe) cannot be reached at the moment. Perron tries again by itself; "
             "nothing needs to be done."

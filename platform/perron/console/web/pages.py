@@ -13,6 +13,7 @@ from litestar.response import Redirect
 from sqlalchemy import func, select
 
 from perron import __version__
+from perron.adoption import adoption_overview, adoption_report, adoption_view
 from perron.console import access, invitations
 from perron.console.health import health_of
 from perron.console.models import Onboarding
@@ -34,7 +35,7 @@ from perron.identity.keycloak import site_base
 from perron.identity.models import PlatformRole
 from perron.jobs import deadletters
 from perron.modules.registry import registry
-from perron.tenancy import actions
+from perron.tenancy import actions, archive
 from perron.tenancy.models import Commune, CommuneStatus, Intercommunale, ModuleActivation
 from perron.web.pages import READ_ONLY
 
@@ -67,6 +68,7 @@ async def home(request: ConsoleRequest) -> Response[bytes]:
         bodies = await access.visible_intercommunales(session, user)
         onboardings = await access.visible_onboardings(session, user, limit=10)
         health = await health_of(session, [commune.id for commune, _ in communes])
+        usage = await adoption_overview(session, [commune.id for commune, _ in communes])
     names = {body.id: body.name(language_of(request)) for body in bodies}
     rows = [
         {
@@ -76,6 +78,7 @@ async def home(request: ConsoleRequest) -> Response[bytes]:
             "host": host,
             "intercommunale": names.get(commune.intercommunale_id, "") if commune.intercommunale_id else "",
             "health": health[commune.id],
+            "usage": usage[commune.id],
         }
         for commune, host in communes
     ]
@@ -115,10 +118,16 @@ async def communes(request: ConsoleRequest) -> Response[bytes]:
         }
         for commune, host in found
     ]
-    return console_page(request, "perron/console/communes.html", rows=rows, status=status)
+    return console_page(
+        request,
+        "perron/console/communes.html",
+        rows=rows,
+        status=status,
+        deleted=request.query_params.get("name") if request.query_params.get("done") == "deleted" else None,
+    )
 
 
-async def _commune_page(
+async def commune_page(
     request: ConsoleRequest,
     slug: str,
     *,
@@ -150,6 +159,9 @@ async def _commune_page(
             .where(Onboarding.commune_id == commune.id)
             .order_by(Onboarding.created_at.desc())
         )
+        exports = await archive.list_exports(session, commune_id=commune.id, limit=10)
+        manifests = [manifest for manifest in registry.ordered(modules) if manifest.routes]
+        report = await adoption_report(session, commune.id, weeks=12, modules=[m.name for m in manifests])
     primary = next((domain.host for domain in domains if domain.is_primary), "")
     titles = {manifest.name: manifest.title(language) for manifest in registry.ordered()}
     return console_page(
@@ -168,12 +180,19 @@ async def _commune_page(
         errors=errors or {},
         done=done,
         commune_languages=commune.languages,
+        exports=exports,
+        adoption=adoption_view(
+            report,
+            language=language,
+            module_titles={manifest.name: manifest.title(language) for manifest in manifests},
+        ),
+        billing=runtime_of(request).billing.enabled,
     )
 
 
 @get("/communes/{slug:str}", name="console_commune", guards=[logged_in_guard])
 async def commune(request: ConsoleRequest, slug: FromPath[str]) -> Response[bytes]:
-    return await _commune_page(request, slug, done=request.query_params.get("done"))
+    return await commune_page(request, slug, done=request.query_params.get("done"))
 
 
 LIFECYCLE = {
@@ -209,7 +228,7 @@ async def lifecycle(
     except NotFound:
         raise
     except PerronError as error:
-        return await _commune_page(request, slug, errors=errors_of(error, verb), status=error.status_code)
+        return await commune_page(request, slug, errors=errors_of(error, verb), status=error.status_code)
     return Redirect(f"/communes/{slug}?done={verb}", status_code=303)
 
 
@@ -308,6 +327,7 @@ async def _intercommunale_page(
             for commune, host in members
         ],
         admins=admins,
+        billing=runtime_of(request).billing.enabled,
         errors=errors or {},
         submitted=submitted or {},
         done=request.query_params.get("done"),
