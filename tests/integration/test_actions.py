@@ -7,6 +7,7 @@ from perron.audit import AuditEntry, acting_as, command_line_actor
 from perron.db.engine import Database
 from perron.db.scope import platform_scope, tenant_scope
 from perron.errors import Conflict, Invalid, NotFound
+from perron.i18n import using_language
 from perron.tenancy import actions
 from perron.tenancy.models import Branding, Commune, CommuneStatus, Domain
 from tests.conftest import CONSOLE_HOST, MakeCommune
@@ -74,7 +75,7 @@ async def test_refused_creations_write_nothing(
         "languages": ["fr"],
         "domains": ["bravo.test"],
     } | overrides
-    with platform_scope("test"), pytest.raises(error, match=says):
+    with using_language("en"), platform_scope("test"), pytest.raises(error, match=says):
         async with database.transaction() as session:
             await actions.create_commune(session, console_host=CONSOLE_HOST, **values)
     after = (await count(database, Commune), await count(database, Domain), await count(database, AuditEntry))
