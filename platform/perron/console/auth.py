@@ -92,7 +92,9 @@ async def begin_login(
     state, nonce = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
     verifier, challenge = pkce_pair()
     now = utcnow()
+    # Each login start also forgets what has expired: attempts never finished, ended sessions.
     await session.execute(delete(ConsoleLoginAttempt).where(ConsoleLoginAttempt.expires_at < now))
+    await session.execute(delete(ConsoleSession).where(ConsoleSession.expires_at < now))
     session.add(
         ConsoleLoginAttempt(
             id=token_key(state),
