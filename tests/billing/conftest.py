@@ -200,8 +200,7 @@ async def site(
     harness.fixtures = fixtures
     yield harness
     await harness.close()
-    await harness.settle()
-    await asyncio.to_thread(runtime.jobs.join)
+    await harness.quiesce()
     await asyncio.to_thread(wipe, settings)
     runtime.resolver.invalidate(None)
 

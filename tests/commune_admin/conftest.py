@@ -4,7 +4,6 @@ and what a person reads on a page."""
 
 from __future__ import annotations
 
-import asyncio
 import html
 import re
 from collections.abc import AsyncIterator
@@ -23,8 +22,7 @@ async def perron(app_and_runtime: tuple[Any, Any]) -> AsyncIterator[Harness]:
     harness = Harness(*app_and_runtime)
     yield harness
     await harness.close()
-    await harness.settle()
-    await asyncio.to_thread(app_and_runtime[1].jobs.join)
+    await harness.quiesce()
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ are logged in to the console directly), and two intercommunales with a member co
 
 from __future__ import annotations
 
-import asyncio
 import html
 import re
 from collections.abc import AsyncIterator
@@ -21,8 +20,7 @@ async def perron(app_and_runtime: tuple[Any, Any]) -> AsyncIterator[Harness]:
     harness = Harness(*app_and_runtime)
     yield harness
     await harness.close()
-    await harness.settle()
-    await asyncio.to_thread(app_and_runtime[1].jobs.join)
+    await harness.quiesce()
 
 
 @dataclass

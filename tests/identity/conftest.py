@@ -83,8 +83,7 @@ async def login_site(
     yield harness
     runtime.identity = identity  # a test may have cut Perron off from its provider
     await harness.close()
-    await harness.settle()
-    await asyncio.to_thread(runtime.jobs.join)
+    await harness.quiesce()
     await asyncio.to_thread(wipe, settings)
     runtime.resolver.invalidate(None)
 
@@ -124,8 +123,7 @@ async def perron(app_and_runtime: tuple[Any, Any]) -> AsyncIterator[Harness]:
     harness = Harness(*app_and_runtime)
     yield harness
     await harness.close()
-    await harness.settle()
-    await asyncio.to_thread(app_and_runtime[1].jobs.join)
+    await harness.quiesce()
 
 
 @pytest.fixture

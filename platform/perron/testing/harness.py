@@ -270,6 +270,14 @@ class Harness:
         """Run every queued job, and the jobs and signals those cause, until all finished."""
         await run_jobs(self.runtime, rounds)
 
+    async def quiesce(self) -> None:
+        """What a test leaves behind is done before the next one starts: signals delivered,
+        the outbox handed to the broker (a relay that a busy machine has not run yet would
+        otherwise leave jobs to run after the test's data is gone), the queues emptied."""
+        await signals.dispatcher.drain()
+        await self.runtime.jobs.relay_once()
+        await asyncio.to_thread(self.runtime.jobs.join)
+
     async def close(self) -> None:
         for client in self._clients:
             await client.aclose()

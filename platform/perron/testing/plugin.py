@@ -67,8 +67,7 @@ async def perron(perron_app: tuple[Any, Any], perron_settings: Settings) -> Asyn
     harness = Harness(app, runtime)
     yield harness
     await harness.close()
-    await harness.settle()
-    await asyncio.to_thread(runtime.jobs.join)
+    await harness.quiesce()
     # In a thread: the application's background tasks share this loop and must be able to
     # finish the transactions the wipe waits for.
     await asyncio.to_thread(wipe, perron_settings)
