@@ -306,4 +306,5 @@ async def run_jobs(runtime: Runtime, rounds: int = 50) -> None:
                 ]
         if not any(active):
             return
+        await asyncio.sleep(0.2)  # a retry waits out its backoff in the broker's delay queue
     raise AssertionError(f"jobs were still running after {rounds} rounds")
