@@ -36,15 +36,12 @@ from perron.testing.smtp import free_port
 from tests.a11y.conftest import CHROMIUM, CHROMIUM_ARGS, serving
 from tests.conftest import ROOT, base_settings
 from tests.console.test_wizard import png
-from tests.identity.conftest import totp
 from tests.identity.test_browser_login import (
     ADMIN_PASSWORD,
     KEYCLOAK_URL,
     TIMEOUT_MS,
     _keycloak_answers,
-    _submit,
-    _totp_secret_from_setup_page,
-    from_base32,
+    first_staff_login,
 )
 
 pytestmark = [pytest.mark.keycloak, pytest.mark.slow]
@@ -137,17 +134,7 @@ async def test_an_intercommunale_admin_onboards_a_commune_in_the_browser(
     page.set_default_timeout(TIMEOUT_MS)
     try:
         # Logging in: the staff realm asks for the password, then sets up the one-time code.
-        await page.goto(deployment.url(CONSOLE, "/onboardings"))
-        assert "/realms/staff/" in page.url, page.url
-        await page.locator("input[name=username]").fill(email)
-        await page.locator("input[name=password]").fill(password)
-        await _submit(page)
-        secret = await _totp_secret_from_setup_page(page)
-        await page.locator("input[name=totp]").fill(totp(from_base32(secret)))
-        label = page.locator("input[name=userLabel]")
-        if await label.count():
-            await label.fill("phone")
-        await _submit(page)
+        await first_staff_login(page, deployment.url(CONSOLE, "/onboardings"), email, password)
         assert page.url == deployment.url(CONSOLE, "/onboardings"), page.url
 
         # The wizard.

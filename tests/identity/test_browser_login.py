@@ -331,17 +331,7 @@ async def test_staff_log_in_with_a_password_and_a_second_factor_and_reach_only_t
         page.set_default_timeout(TIMEOUT_MS)
 
         # First login: the password, then the second factor is set up (required).
-        await page.goto(site.url("hannut", "/admin"))
-        assert "/realms/staff/" in page.url, page.url
-        await page.locator("input[name=username]").fill(email)
-        await page.locator("input[name=password]").fill(password)
-        await _submit(page)
-        secret = await _totp_secret_from_setup_page(page)
-        await page.locator("input[name=totp]").fill(totp(from_base32(secret)))
-        label = page.locator("input[name=userLabel]")
-        if await label.count():
-            await label.fill("phone")
-        await _submit(page)
+        secret = await first_staff_login(page, site.url("hannut", "/admin"), email, password)
         assert page.url == site.url("hannut", "/admin"), page.url
         assert "Dominique Agent" in await page.content()
 
@@ -367,6 +357,23 @@ async def test_staff_log_in_with_a_password_and_a_second_factor_and_reach_only_t
         await context.close()
     finally:
         await kc.delete_user(site.settings, STAFF, user_id)
+
+
+async def first_staff_login(page: Any, url: str, email: str, password: str) -> str:
+    """Open ``url``, which sends to the staff realm: the password, then the one-time code set
+    up as the first login requires. Returns the code's secret (for the next logins)."""
+    await page.goto(url)
+    assert "/realms/staff/" in page.url, page.url
+    await page.locator("input[name=username]").fill(email)
+    await page.locator("input[name=password]").fill(password)
+    await _submit(page)
+    secret = await _totp_secret_from_setup_page(page)
+    await page.locator("input[name=totp]").fill(totp(from_base32(secret)))
+    label = page.locator("input[name=userLabel]")
+    if await label.count():
+        await label.fill("phone")
+    await _submit(page)
+    return secret
 
 
 async def _totp_secret_from_setup_page(page: Any) -> str:

@@ -49,7 +49,7 @@ def _callback_uri(request: SiteRequest) -> str:
     return str(request.base_url).rstrip("/") + "/login/callback"
 
 
-def _cookie(request: SiteRequest, key: str, value: str, *, path: str, max_age: int) -> Cookie:
+def host_cookie(request: SiteRequest, key: str, value: str, *, path: str, max_age: int) -> Cookie:
     # No Domain attribute: the cookie belongs to this host only (custom domains included).
     return Cookie(
         key=key,
@@ -109,7 +109,7 @@ async def _start(
     return Redirect(
         begun.url,
         status_code=303,
-        cookies=[_cookie(request, LOGIN_COOKIE, begun.browser_token, path="/login", max_age=900)],
+        cookies=[host_cookie(request, LOGIN_COOKIE, begun.browser_token, path="/login", max_age=900)],
         headers={"cache-control": "no-store"},
     )
 
@@ -189,8 +189,10 @@ async def login_callback(request: SiteRequest) -> Response[bytes] | Redirect:
         return _unavailable(request, error)
     log.info("login.completed", account=str(done.account_id), assurance=int(done.assurance))
     cookies = [
-        _cookie(request, SESSION_COOKIE, done.token, path="/", max_age=int(SESSION_LIFETIME.total_seconds())),
-        _cookie(request, LOGIN_COOKIE, "", path="/login", max_age=0),
+        host_cookie(
+            request, SESSION_COOKIE, done.token, path="/", max_age=int(SESSION_LIFETIME.total_seconds())
+        ),
+        host_cookie(request, LOGIN_COOKIE, "", path="/login", max_age=0),
     ]
     if done.assurance < done.wanted:
         # Logged in, but not at the level the page needs (e-mail instead of itsme, say).
@@ -228,7 +230,7 @@ async def logout(request: SiteRequest) -> Redirect:
             ended = await session.scalar(select(WebSession).where(WebSession.id == token_key(token)))
             if ended is not None:
                 await session.delete(ended)
-    clear = [_cookie(request, SESSION_COOKIE, "", path="/", max_age=0)]
+    clear = [host_cookie(request, SESSION_COOKIE, "", path="/", max_age=0)]
     home = str(request.base_url).rstrip("/") + "/"
     if ended is not None and ended.realm and ended.id_token and runtime.settings.login_enabled:
         try:

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 from typing import Any
-from uuid import UUID
 
 from litestar import Response, get, post
 from litestar.datastructures import UploadFile
-from litestar.exceptions import NotFoundException
 from litestar.params import FromPath
 from litestar.response import Redirect
 from sqlalchemy import select
@@ -23,6 +21,7 @@ from perron.console.web.common import (
     errors_of,
     form_of,
     logged_in_guard,
+    path_id,
     require_console_user,
     runtime_of,
 )
@@ -36,13 +35,6 @@ TEMPLATE = (
     "Ciney;91030;ciney.be;fr;marie.dubois@ciney.be\n"
     "Eupen;63023;eupen.be;de fr;k.schmitz@eupen.be\n"
 )
-
-
-def _id(raw: str) -> UUID:
-    try:
-        return UUID(raw)
-    except ValueError:
-        raise NotFoundException() from None
 
 
 async def _form_page(
@@ -147,7 +139,7 @@ def _outcome_words() -> dict[str, str]:
 async def _bulk(request: ConsoleRequest, bulk_id: str) -> tuple[BulkOnboarding, dict[str, Any]]:
     user = require_console_user(request)
     async with runtime_of(request).database.session() as session:
-        bulk = await access.bulk_for(session, user, _id(bulk_id))
+        bulk = await access.bulk_for(session, user, path_id(bulk_id))
         return bulk, await report_context(session, bulk)
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
+from uuid import UUID
 
 from litestar import MediaType, Request, Response
 from litestar.connection import ASGIConnection
 from litestar.datastructures import UploadFile
+from litestar.exceptions import NotFoundException
 from litestar.handlers.base import BaseRouteHandler
 
 from perron.console.auth import ConsoleUser
@@ -28,6 +30,14 @@ class ConsoleLoginRequired(PerronError):
     def __init__(self, next_path: str) -> None:
         super().__init__(gettext("Please log in to use the console."))
         self.login_url = "/login?" + urlencode({"next": next_path})
+
+
+def path_id(raw: str) -> UUID:
+    """An id from the address; anything else is a page that does not exist."""
+    try:
+        return UUID(raw)
+    except ValueError:
+        raise NotFoundException() from None
 
 
 def console_user(connection: ASGIConnection[Any, Any, Any, Any]) -> ConsoleUser | None:

@@ -6,7 +6,6 @@ import secrets
 from urllib.parse import urlencode
 
 from litestar import Response, get, post
-from litestar.datastructures import Cookie
 from litestar.response import Redirect
 
 from perron.console import auth
@@ -17,20 +16,9 @@ from perron.identity.keycloak import CONSOLE_CLIENT
 from perron.identity.login import safe_next
 from perron.identity.oidc import STAFF, IdentityUnavailable, LoginRefused
 from perron.logging import get_logger
+from perron.web.login import host_cookie
 
 log = get_logger("perron.console")
-
-
-def _cookie(request: ConsoleRequest, key: str, value: str, *, path: str, max_age: int) -> Cookie:
-    return Cookie(
-        key=key,
-        value=value,
-        max_age=max_age,
-        path=path,
-        httponly=True,
-        samesite="lax",
-        secure=request.url.scheme == "https",
-    )
 
 
 def _callback_uri(request: ConsoleRequest) -> str:
@@ -96,7 +84,7 @@ async def login(request: ConsoleRequest) -> Redirect | Response[bytes]:
         begun.url,
         status_code=303,
         cookies=[
-            _cookie(request, auth.CONSOLE_LOGIN_COOKIE, begun.browser_token, path="/login", max_age=900)
+            host_cookie(request, auth.CONSOLE_LOGIN_COOKIE, begun.browser_token, path="/login", max_age=900)
         ],
         headers={"cache-control": "no-store"},
     )
@@ -140,14 +128,14 @@ async def login_callback(request: ConsoleRequest) -> Redirect | Response[bytes]:
         return _unavailable(request, error)
     log.info("console.login", email=done.email)
     cookies = [
-        _cookie(
+        host_cookie(
             request,
             auth.CONSOLE_COOKIE,
             done.token,
             path="/",
             max_age=int(auth.CONSOLE_SESSION_LIFETIME.total_seconds()),
         ),
-        _cookie(request, auth.CONSOLE_LOGIN_COOKIE, "", path="/login", max_age=0),
+        host_cookie(request, auth.CONSOLE_LOGIN_COOKIE, "", path="/login", max_age=0),
     ]
     return Redirect(done.next_path, status_code=303, cookies=cookies, headers={"cache-control": "no-store"})
 
@@ -169,7 +157,7 @@ async def logout(request: ConsoleRequest) -> Redirect:
         with platform_scope("console: log out"):
             async with runtime.database.transaction() as session:
                 id_token = await auth.end_console_session(session, token, runtime.settings)
-    clear = [_cookie(request, auth.CONSOLE_COOKIE, "", path="/", max_age=0)]
+    clear = [host_cookie(request, auth.CONSOLE_COOKIE, "", path="/", max_age=0)]
     home = str(request.base_url).rstrip("/") + "/"
     if id_token and runtime.settings.login_enabled:
         try:

@@ -33,6 +33,7 @@ from perron.console.web.common import (
     form_of,
     language_of,
     logged_in_guard,
+    path_id,
     require_console_user,
     runtime_of,
 )
@@ -59,13 +60,6 @@ COLOUR_LABELS = {
     "background_color": lazy("Page background"),
     "text_color": lazy("Body text"),
 }
-
-
-def _id(raw: str) -> UUID:
-    try:
-        return UUID(raw)
-    except ValueError:
-        raise NotFoundException() from None
 
 
 # Starting ---------------------------------------------------------------------------------
@@ -246,7 +240,7 @@ async def _render_step(
 async def _draft(request: ConsoleRequest, onboarding_id: str) -> Onboarding:
     user = require_console_user(request)
     async with runtime_of(request).database.session() as session:
-        return await access.onboarding_for(session, user, _id(onboarding_id))
+        return await access.onboarding_for(session, user, path_id(onboarding_id))
 
 
 @get(
@@ -316,7 +310,7 @@ async def step_save(
     runtime = runtime_of(request)
     try:
         async with runtime.database.transaction() as session:
-            draft = await access.onboarding_for(session, user, _id(onboarding_id))
+            draft = await access.onboarding_for(session, user, path_id(onboarding_id))
             if draft.status is not OnboardingStatus.DRAFT:
                 return Redirect(f"/onboardings/{draft.id}", status_code=303)
             values = await _check_step(session, draft, step, form, runtime.settings.console_host)
@@ -340,7 +334,7 @@ async def launch(request: ConsoleRequest, onboarding_id: FromPath[str]) -> Respo
     runtime = runtime_of(request)
     try:
         async with runtime.database.transaction() as session:
-            draft = await access.onboarding_for(session, user, _id(onboarding_id))
+            draft = await access.onboarding_for(session, user, path_id(onboarding_id))
             await flow.launch(
                 session, draft, console_host=runtime.settings.console_host, demo=bool(form.get("demo"))
             )
@@ -356,7 +350,7 @@ async def launch(request: ConsoleRequest, onboarding_id: FromPath[str]) -> Respo
 async def discard(request: ConsoleRequest, onboarding_id: FromPath[str]) -> Redirect:
     user = require_console_user(request)
     async with runtime_of(request).database.transaction() as session:
-        draft = await access.onboarding_for(session, user, _id(onboarding_id))
+        draft = await access.onboarding_for(session, user, path_id(onboarding_id))
         if draft.status is not OnboardingStatus.DRAFT:
             raise Invalid("onboarding", gettext("Only an onboarding not launched yet can be thrown away."))
         audit.record_platform(
@@ -467,15 +461,15 @@ async def progress_context(session: AsyncSession, item: Onboarding, language: st
 async def progress(request: ConsoleRequest, onboarding_id: FromPath[str]) -> Response[bytes] | Redirect:
     user = require_console_user(request)
     async with runtime_of(request).database.session() as session:
-        item = await access.onboarding_for(session, user, _id(onboarding_id))
+        item = await access.onboarding_for(session, user, path_id(onboarding_id))
         if item.status is OnboardingStatus.DRAFT:
             return Redirect(f"/onboardings/{item.id}/step/{flow.STEPS[item.step - 1]}", status_code=303)
         context = await progress_context(session, item, language_of(request))
-        site_url = await _site_url_of(request, session, item)
+        site_url = _site_url_of(request, item)
     return console_page(request, "perron/console/onboarding/progress.html", site_url=site_url, **context)
 
 
-async def _site_url_of(request: ConsoleRequest, session: AsyncSession, item: Onboarding) -> str:
+def _site_url_of(request: ConsoleRequest, item: Onboarding) -> str:
     from perron.identity.keycloak import site_base
 
     domains = item.spec.get("domains") or []
@@ -495,9 +489,9 @@ async def progress_fragment(request: ConsoleRequest, onboarding_id: FromPath[str
     """The progress part of the page alone (what the page's script refreshes)."""
     user = require_console_user(request)
     async with runtime_of(request).database.session() as session:
-        item = await access.onboarding_for(session, user, _id(onboarding_id))
+        item = await access.onboarding_for(session, user, path_id(onboarding_id))
         context = await progress_context(session, item, language_of(request))
-        site_url = await _site_url_of(request, session, item)
+        site_url = _site_url_of(request, item)
     return console_page(request, "perron/console/onboarding/_progress.html", site_url=site_url, **context)
 
 
@@ -505,7 +499,7 @@ async def progress_fragment(request: ConsoleRequest, onboarding_id: FromPath[str
 async def retry(request: ConsoleRequest, onboarding_id: FromPath[str]) -> Redirect:
     user = require_console_user(request)
     async with runtime_of(request).database.transaction() as session:
-        item = await access.onboarding_for(session, user, _id(onboarding_id))
+        item = await access.onboarding_for(session, user, path_id(onboarding_id))
         await flow.run_again(session, item)
     return Redirect(f"/onboardings/{onboarding_id}", status_code=303)
 
